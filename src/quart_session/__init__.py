@@ -1,0 +1,34 @@
+"""Server-side sessions for Quart."""
+
+from __future__ import annotations
+
+from .errors import SessionBackendError, SessionConfigError
+from .extension import Session
+from .interface import ServerSideSessionInterface
+from .session import ServerSideSession
+from .signals import (
+    session_conflict_merged,
+    session_created,
+    session_deleted,
+    session_hijack_detected,
+    session_regenerated,
+    session_saved,
+    session_store_error,
+)
+
+__version__ = "4.0.0.dev0"
+
+__all__ = [
+    "ServerSideSession",
+    "ServerSideSessionInterface",
+    "Session",
+    "SessionBackendError",
+    "SessionConfigError",
+    "session_conflict_merged",
+    "session_created",
+    "session_deleted",
+    "session_hijack_detected",
+    "session_regenerated",
+    "session_saved",
+    "session_store_error",
+]

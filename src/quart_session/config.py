@@ -1,0 +1,192 @@
+"""All settings in one place: defaults, old-key aliases and validation.
+
+``Settings.from_app`` reads ``app.config`` once and fails with a clear
+:class:`~quart_session.errors.SessionConfigError` on anything wrong, so a typo
+shows up at start-up rather than on the first request.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from quart import Quart
+
+from .errors import SessionConfigError
+from .serializers import Serializer, resolve_serializer
+
+STORE_TYPES = (
+    "redis",
+    "memcached",
+    "sqlalchemy",
+    "mongodb",
+    "dynamodb",
+    "filesystem",
+    "memory",
+    "null",
+)
+
+DEFAULTS: dict[str, Any] = {
+    "SESSION_TYPE": "filesystem",
+    "SESSION_KEY_PREFIX": "session:",
+    "SESSION_PERMANENT": True,
+    "SESSION_USE_SIGNER": False,
+    "SESSION_ID_LENGTH": 32,
+    "SESSION_EXPLICIT": False,
+    "SESSION_STATIC_FILE": False,
+    "SESSION_HIJACK_PROTECTION": False,
+    "SESSION_HIJACK_REVERSE_PROXY": False,
+    "SESSION_SERIALIZER": "json",
+    "SESSION_BACKEND_TIMEOUT": 2.0,
+    "SESSION_LEGACY_IDS": False,
+    "SESSION_URI": None,
+    "SESSION_REDIS": None,
+    "SESSION_MEMCACHED": None,
+    "SESSION_MEMCACHED_HOST": "127.0.0.1",
+    "SESSION_MEMCACHED_PORT": 11211,
+    "SESSION_SQLALCHEMY": None,
+    "SESSION_SQLALCHEMY_URI": None,
+    "SESSION_SQLALCHEMY_TABLE": "sessions",
+    "SESSION_MONGODB": None,
+    "SESSION_MONGODB_URI": None,
+    "SESSION_MONGODB_DB": "quart_session",
+    "SESSION_MONGODB_COLLECTION": "sessions",
+    "SESSION_DYNAMODB": None,
+    "SESSION_DYNAMODB_TABLE": "sessions",
+    "SESSION_DYNAMODB_ENDPOINT_URL": None,
+    "SESSION_DYNAMODB_REGION": None,
+    "SESSION_FILE_DIR": None,
+}
+
+#: Quart-Session 3.0 names that still work: old name -> new name.
+ALIASES = {
+    "SESSION_PROTECTION": "SESSION_HIJACK_PROTECTION",
+    "SESSION_REVERSE_PROXY": "SESSION_HIJACK_REVERSE_PROXY",
+}
+TYPE_ALIASES = {"redis+trio": "redis"}
+
+
+def effective_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``app.config``'s SESSION_* keys over the defaults, aliases resolved."""
+    values = dict(DEFAULTS)
+    for old, new in ALIASES.items():
+        if old in config and new not in config:
+            values[new] = config[old]
+    values.update((key, config[key]) for key in DEFAULTS if key in config)
+    return values
+
+
+def _check(values: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    value = values[key]
+    # bool is an int subclass: True is never a valid length or timeout.
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise SessionConfigError(f"{key} must be {names}, not {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    store_type: str
+    key_prefix: str
+    permanent: bool
+    use_signer: bool
+    id_length: int
+    explicit: bool
+    static_file: bool
+    hijack_protection: bool
+    hijack_reverse_proxy: bool
+    serializer: Serializer
+    backend_timeout: float
+    legacy_ids: bool
+    file_dir: str
+    # Quart's own keys, read once.
+    secret_keys: tuple[str | bytes, ...]
+    lifetime: int
+    refresh_each_request: bool
+    cookie_name: str
+    cookie_domain: str | None
+    cookie_path: str
+    cookie_httponly: bool
+    cookie_secure: bool
+    cookie_samesite: str | None
+    cookie_partitioned: bool
+    static_url_path: str | None
+    #: Every SESSION_* value (aliases resolved) for the store builders.
+    raw: Mapping[str, Any]
+
+    @classmethod
+    def from_app(cls, app: Quart) -> Settings:
+        values = effective_config(app.config)
+        store_type = _check(values, "SESSION_TYPE", str)
+        store_type = TYPE_ALIASES.get(store_type, store_type)
+        if store_type not in STORE_TYPES:
+            raise SessionConfigError(
+                f"SESSION_TYPE {values['SESSION_TYPE']!r} is unknown; use one of "
+                + ", ".join(STORE_TYPES)
+            )
+        use_signer = _check(values, "SESSION_USE_SIGNER", bool)
+        secret_keys: tuple[str | bytes, ...] = ()
+        if use_signer:
+            if not app.secret_key:
+                raise SessionConfigError("SESSION_USE_SIGNER needs SECRET_KEY to be set")
+            fallbacks = app.config.get("SECRET_KEY_FALLBACKS") or ()
+            secret_keys = (app.secret_key, *fallbacks)
+        id_length = _check(values, "SESSION_ID_LENGTH", int)
+        if not 16 <= id_length <= 128:
+            raise SessionConfigError(
+                f"SESSION_ID_LENGTH must be between 16 and 128 bytes, not {id_length}"
+            )
+        timeout = float(_check(values, "SESSION_BACKEND_TIMEOUT", (int, float)))
+        if timeout <= 0:
+            raise SessionConfigError(f"SESSION_BACKEND_TIMEOUT must be > 0, not {timeout}")
+        lifetime = app.permanent_session_lifetime
+        if not isinstance(lifetime, timedelta) or lifetime.total_seconds() < 1:
+            raise SessionConfigError(
+                f"PERMANENT_SESSION_LIFETIME must be at least one second, not {lifetime!r}"
+            )
+        try:
+            serializer = resolve_serializer(values["SESSION_SERIALIZER"])
+        except TypeError as error:
+            raise SessionConfigError(str(error)) from None
+        file_dir = values["SESSION_FILE_DIR"]
+        if file_dir is None:
+            file_dir = os.path.join(app.instance_path, "sessions")
+        elif not isinstance(file_dir, str | os.PathLike):
+            raise SessionConfigError(f"SESSION_FILE_DIR must be a path, not {file_dir!r}")
+        interface = app.session_interface
+        samesite = app.config["SESSION_COOKIE_SAMESITE"]
+        if samesite is not None and str(samesite).lower() not in ("lax", "strict", "none"):
+            raise SessionConfigError(
+                f"SESSION_COOKIE_SAMESITE must be 'Lax', 'Strict', 'None' or None, not {samesite!r}"
+            )
+        return cls(
+            store_type=store_type,
+            key_prefix=_check(values, "SESSION_KEY_PREFIX", str),
+            permanent=_check(values, "SESSION_PERMANENT", bool),
+            use_signer=use_signer,
+            id_length=id_length,
+            explicit=_check(values, "SESSION_EXPLICIT", bool),
+            static_file=_check(values, "SESSION_STATIC_FILE", bool),
+            hijack_protection=_check(values, "SESSION_HIJACK_PROTECTION", bool),
+            hijack_reverse_proxy=_check(values, "SESSION_HIJACK_REVERSE_PROXY", bool),
+            serializer=serializer,
+            backend_timeout=timeout,
+            legacy_ids=_check(values, "SESSION_LEGACY_IDS", bool),
+            file_dir=os.fspath(file_dir),
+            secret_keys=secret_keys,
+            lifetime=int(lifetime.total_seconds()),
+            refresh_each_request=bool(app.config["SESSION_REFRESH_EACH_REQUEST"]),
+            cookie_name=interface.get_cookie_name(app),
+            cookie_domain=interface.get_cookie_domain(app),
+            cookie_path=interface.get_cookie_path(app),
+            cookie_httponly=interface.get_cookie_httponly(app),
+            cookie_secure=interface.get_cookie_secure(app),
+            cookie_samesite=samesite,
+            cookie_partitioned=interface.get_cookie_partitioned(app),
+            static_url_path=app.static_url_path if app.has_static_folder else None,
+            raw=values,
+        )

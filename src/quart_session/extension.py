@@ -1,0 +1,74 @@
+"""The ``Session`` extension: wires settings, store and interface into an app."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator
+
+import anyio
+from quart import Quart, Response
+from quart.globals import _cv_websocket
+
+from .config import Settings
+from .errors import SessionBackendError
+from .interface import ServerSideSessionInterface
+from .session import ServerSideSession
+from .stores import build_store
+
+logger = logging.getLogger("quart_session")
+
+#: Seconds a client is asked to wait when the store is unavailable.
+RETRY_AFTER = 5
+
+
+async def store_unavailable(error: SessionBackendError) -> Response:
+    """Default answer to a failing store: 503 with ``Retry-After``.
+
+    Applications replace it with ``app.register_error_handler(SessionBackendError, ...)``.
+    """
+    logger.error("%s", error, exc_info=error)
+    return Response(
+        "The session store is unavailable; please retry shortly.\n",
+        status=503,
+        headers={"Retry-After": str(RETRY_AFTER)},
+        mimetype="text/plain",
+    )
+
+
+class Session:
+    """Server-side sessions for a Quart app: ``Session(app)`` or
+    ``Session().init_app(app)``."""
+
+    def __init__(self, app: Quart | None = None) -> None:
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Quart) -> None:
+        settings = Settings.from_app(app)  # fails early on bad configuration
+        interface = ServerSideSessionInterface(app, settings, build_store)
+        app.session_interface = interface  # type: ignore[assignment]
+        app.extensions["session"] = self
+        handlers = app.error_handler_spec.setdefault(None, {}).setdefault(None, {})
+        if SessionBackendError not in handlers:
+            app.register_error_handler(SessionBackendError, store_unavailable)
+        app.teardown_websocket(_save_websocket_session)
+        # while_serving starts after every before_serving hook, so a client the
+        # app puts in app.config from one of those is what the store uses.
+
+        @app.while_serving
+        async def open_store() -> AsyncGenerator[None, None]:
+            await interface.start()
+            yield
+            await interface.close()
+
+
+async def _save_websocket_session(exc: BaseException | None) -> None:
+    """Save changes made in a websocket handler that ended without Quart's
+    post-processing, e.g. cancelled because the client disconnected."""
+    context = _cv_websocket.get()
+    session = context.session
+    interface = context.app.session_interface
+    if isinstance(session, ServerSideSession) and isinstance(interface, ServerSideSessionInterface):
+        # Shielded: the handler's cancellation must not cancel the save.
+        with anyio.CancelScope(shield=True):
+            await interface.save_session(context.app, session, None)

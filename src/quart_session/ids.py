@@ -1,0 +1,64 @@
+"""Session ids: generation, validation and optional signing.
+
+An id is ``SESSION_ID_LENGTH`` random bytes from :mod:`secrets`, base64url
+without padding. Anything else a client sends is rejected before it can reach
+a store.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterable
+
+from itsdangerous import BadSignature, Signer
+
+
+def encoded_length(nbytes: int) -> int:
+    """Characters of base64url without padding for *nbytes* bytes."""
+    return (nbytes * 4 + 2) // 3
+
+
+def new_id(nbytes: int) -> str:
+    return secrets.token_urlsafe(nbytes)
+
+
+class IdCodec:
+    """Turns ids into cookie values and cookie values back into trusted ids."""
+
+    def __init__(self, nbytes: int, secret_keys: Iterable[str | bytes] | None = None) -> None:
+        self.nbytes = nbytes
+        self._pattern = re.compile(rf"[A-Za-z0-9_-]{{{encoded_length(nbytes)}}}")
+        keys = [k.encode() if isinstance(k, str) else k for k in secret_keys or ()]
+        # itsdangerous signs with the last key and verifies with all of them.
+        self._signer = (
+            Signer(keys[::-1], salt="quart-session", digest_method="sha256") if keys else None
+        )
+
+    def new(self) -> str:
+        return new_id(self.nbytes)
+
+    def is_valid(self, sid: str) -> bool:
+        return self._pattern.fullmatch(sid) is not None
+
+    def to_cookie(self, sid: str) -> str:
+        if self._signer is None:
+            return sid
+        return self._signer.sign(sid).decode()
+
+    def from_cookie(self, value: str) -> str | None:
+        """The id in a cookie value, or None if it is malformed or badly signed."""
+        if self._signer is not None:
+            try:
+                value = self._signer.unsign(value).decode()
+            except BadSignature:
+                return None
+        return value if self.is_valid(value) else None
+
+
+def is_legacy_id(value: str) -> bool:
+    """A Quart-Session 3.0 id: a UUID4 in its canonical text form."""
+    return _LEGACY.fullmatch(value) is not None
+
+
+_LEGACY = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")

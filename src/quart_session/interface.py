@@ -1,0 +1,453 @@
+"""The session interface: the only code that touches requests, responses and cookies.
+
+Request: cookie -> id (parse, verify) -> store.load -> serializer -> session.
+Response: session changes -> serializer -> store.save (compare-and-set, merged
+on conflict) -> cookie.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import anyio
+from blinker import Signal
+from quart import Quart, Response, has_websocket_context
+from quart.sessions import SessionInterface
+from quart.wrappers import BaseRequestWebsocket
+from quart.wrappers.response import FileBody
+
+from . import signals
+from .config import Settings
+from .errors import SessionBackendError
+from .ids import IdCodec
+from .serializers import Serializer, dumps_bytes, resolve_serializer
+from .session import ServerSideSession, UnavailableSession
+from .stores.base import Outcome, Store
+
+logger = logging.getLogger("quart_session")
+
+#: Reserved top-level key of a stored record: what the session needs to know
+#: about itself (permanent flag, pinned address) beside the user's data.
+META_KEY = "_qs"
+#: How often a save retries after losing a compare-and-set to another request.
+MAX_SAVE_ATTEMPTS = 64
+#: Attempts to find an unused id; a collision of 256-bit ids does not happen,
+#: so a second failure means the store is broken.
+MAX_CREATE_ATTEMPTS = 3
+
+_T = TypeVar("_T")
+
+
+class _Cookie(enum.Enum):
+    KEEP = enum.auto()
+    SET = enum.auto()
+    DELETE = enum.auto()
+
+
+def _send(signal: Signal, app: Quart, **kwargs: Any) -> None:
+    if signal.receivers:
+        signal.send(app, **kwargs)
+
+
+class ServerSideSessionInterface(SessionInterface):
+    session_class = ServerSideSession
+
+    def __init__(
+        self, app: Quart, settings: Settings, build_store: Callable[[Settings], Store]
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self._build_store = build_store
+        self._store: Store | None = None
+        self._serializer: Serializer | None = None
+        self._websocket_warned = False
+        self._apply(settings)
+
+    def _apply(self, settings: Settings) -> None:
+        self.settings = settings
+        self.ids = IdCodec(settings.id_length, settings.secret_keys or None)
+        self._serializer = self._serializer or settings.serializer
+
+    # -- set-up and tear-down ---------------------------------------------
+    @property
+    def store(self) -> Store:
+        """The store, built on first use from the configuration at that time
+        (so clients placed in ``app.config`` by a ``before_serving`` hook count)."""
+        if self._store is None:
+            settings = Settings.from_app(self.app)
+            self._apply(settings)
+            self._store = self._build_store(settings)
+        return self._store
+
+    async def start(self) -> None:
+        """Build the store and prove it is reachable (run once the app serves)."""
+        store = self.store
+        await self._call(store.ping)
+
+    async def close(self) -> None:
+        if self._store is not None:
+            store, self._store = self._store, None
+            await store.close()
+
+    @property
+    def serializer(self) -> Serializer:
+        assert self._serializer is not None
+        return self._serializer
+
+    @serializer.setter
+    def serializer(self, value: object) -> None:
+        self._serializer = resolve_serializer(value)
+
+    # Quart-Session 3.0's README spells it ``serialize``.
+    serialize = serializer
+
+    # -- store calls --------------------------------------------------------
+    async def _call(self, func: Callable[..., Awaitable[_T]], *args: Any) -> _T:
+        """Run one store operation within the timeout; any failure becomes a
+        SessionBackendError chained to the driver's exception."""
+        store = self.store
+        timeout = self.settings.backend_timeout
+        try:
+            with anyio.fail_after(timeout):
+                return await func(*args)
+        except TimeoutError as error:
+            failure = SessionBackendError(
+                store.name, store.address, f"{func.__name__} timed out after {timeout:g}s"
+            )
+            cause: BaseException = error
+        except Exception as error:  # noqa: BLE001 - any driver failure
+            failure = SessionBackendError(
+                store.name, store.address, f"{func.__name__} failed: {error!r}"
+            )
+            cause = error
+        _send(signals.session_store_error, self.app, error=failure)
+        raise failure from cause
+
+    def _key(self, sid: str) -> str:
+        return self.settings.key_prefix + sid
+
+    # -- encoding -------------------------------------------------------------
+    def _encode(self, session: ServerSideSession) -> bytes:
+        return self._encode_data(session.snapshot(), session)
+
+    def _encode_data(self, data: dict[str, Any], session: ServerSideSession) -> bytes:
+        """*data* plus the session's own metadata, serialized."""
+        meta: dict[str, Any] = {"p": session.permanent}
+        if session.client_address is not None:
+            meta["a"] = session.client_address
+        return dumps_bytes(self.serializer, {**data, META_KEY: meta})
+
+    def _decode(self, payload: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(data, meta) of a stored record; raises ValueError if it is not one."""
+        try:
+            data = self.serializer.loads(payload)
+        except Exception as error:
+            raise ValueError(f"undecodable session data: {error!r}") from error
+        if not isinstance(data, dict):
+            raise ValueError(f"session data is a {type(data).__name__}, not a dict")
+        meta = data.pop(META_KEY, None)
+        if not isinstance(meta, dict):
+            # Quart-Session 3.0 kept the permanent flag among the data.
+            meta = {"p": data.pop("_permanent", self.settings.permanent)}
+        return data, meta
+
+    # -- opening ----------------------------------------------------------------
+    def client_address(self, request: BaseRequestWebsocket) -> str:
+        """The address a session is pinned to.
+
+        Behind a reverse proxy it is the last ``X-Forwarded-For`` entry, the one
+        the proxy appended: entries before it were written by the client.
+        """
+        if self.settings.hijack_reverse_proxy:
+            forwarded = request.headers.get("X-Forwarded-For", "")
+            last = forwarded.rsplit(",", 1)[-1].strip()
+            if last:
+                return last
+        return request.remote_addr or ""
+
+    def _new_session(self, request: BaseRequestWebsocket) -> ServerSideSession:
+        address = self.client_address(request) if self.settings.hijack_protection else None
+        return ServerSideSession(permanent=self.settings.permanent, client_address=address)
+
+    def _is_static(self, request: BaseRequestWebsocket) -> bool:
+        prefix = self.settings.static_url_path
+        return prefix is not None and request.path.startswith(prefix + "/")
+
+    async def open_session(self, app: Quart, request: BaseRequestWebsocket) -> ServerSideSession:
+        settings = self.settings
+        cookie = request.cookies.get(settings.cookie_name)
+        if not cookie or (not settings.static_file and self._is_static(request)):
+            return self._new_session(request)
+        sid = self.ids.from_cookie(cookie)
+        if sid is None:
+            return self._new_session(request)
+        store = self.store
+        refresh = settings.lifetime if settings.refresh_each_request else None
+        try:
+            record = await self._call(store.load, self._key(sid), refresh)
+        except SessionBackendError as error:
+            return UnavailableSession(error)
+        if record is None:
+            return self._new_session(request)
+        try:
+            data, meta = self._decode(record.payload)
+        except ValueError as error:
+            logger.warning("Starting a fresh session: stored session is corrupt (%s)", error)
+            return self._new_session(request)
+        session = ServerSideSession(
+            data,
+            sid=sid,
+            version=record.version,
+            payload=record.payload,
+            permanent=bool(meta.get("p", settings.permanent)),
+            client_address=meta.get("a"),
+        )
+        if settings.hijack_protection:
+            return await self._check_pin(session, request)
+        return session
+
+    async def _check_pin(
+        self, session: ServerSideSession, request: BaseRequestWebsocket
+    ) -> ServerSideSession:
+        address = self.client_address(request)
+        if session.client_address is None:
+            # Stored before protection was switched on: pin it now.
+            session.client_address = address
+            session.modified = True
+            return session
+        if session.client_address == address:
+            return session
+        assert session.sid is not None
+        logger.warning(
+            "Session used from %s, pinned to %s: deleted", address, session.client_address
+        )
+        _send(
+            signals.session_hijack_detected,
+            self.app,
+            sid=session.sid,
+            expected=session.client_address,
+            actual=address,
+        )
+        try:
+            await self._call(self.store.delete, self._key(session.sid))
+        except SessionBackendError as error:
+            return UnavailableSession(error)
+        return self._new_session(request)
+
+    # -- saving -------------------------------------------------------------------
+    async def save_session(  # type: ignore[override]
+        self, app: Quart, session: ServerSideSession, response: Response | None
+    ) -> None:
+        if session.saved or isinstance(session, UnavailableSession):
+            return
+        session.saved = True
+        if response is None or has_websocket_context():
+            await self._save_from_websocket(session)
+            return
+        if session.accessed:
+            response.vary.add("Cookie")
+        file_response = not self.settings.static_file and isinstance(response.response, FileBody)
+        try:
+            action = await self._store_changes(session, file_response)
+        except SessionBackendError as error:
+            await self._answer_with_error(app, response, error)
+            return
+        settings = self.settings
+        if action is _Cookie.SET:
+            assert session.sid is not None
+            response.set_cookie(
+                settings.cookie_name,
+                self.ids.to_cookie(session.sid),
+                expires=self._cookie_expiry(session),
+                domain=settings.cookie_domain,
+                path=settings.cookie_path,
+                secure=settings.cookie_secure,
+                httponly=settings.cookie_httponly,
+                samesite=settings.cookie_samesite,
+                partitioned=settings.cookie_partitioned,
+            )
+        elif action is _Cookie.DELETE:
+            response.delete_cookie(
+                settings.cookie_name,
+                domain=settings.cookie_domain,
+                path=settings.cookie_path,
+                secure=settings.cookie_secure,
+                httponly=settings.cookie_httponly,
+                samesite=settings.cookie_samesite,
+                partitioned=settings.cookie_partitioned,
+            )
+
+    def _cookie_expiry(self, session: ServerSideSession) -> datetime | None:
+        if not session.permanent:
+            return None
+        return datetime.now(UTC) + self.app.permanent_session_lifetime
+
+    async def _answer_with_error(
+        self, app: Quart, response: Response, error: SessionBackendError
+    ) -> None:
+        """Turn *response* into the app's answer to *error* (503 by default).
+
+        Saving happens after the view, inside response processing where Quart
+        would turn an exception into a 500, so the handler is called here and
+        its response replaces the view's in place.
+        """
+        answer = await app.make_response(await app.handle_user_exception(error))
+        response.status_code = answer.status_code
+        response.headers = answer.headers
+        response.response = answer.response  # type: ignore[assignment]
+
+    async def _save_from_websocket(self, session: ServerSideSession) -> None:
+        try:
+            action = await self._store_changes(session, file_response=False, can_create=False)
+        except SessionBackendError:
+            logger.exception("Session changes made in a websocket were not saved")
+            return
+        if action is _Cookie.SET and session.new and not self._websocket_warned:
+            self._websocket_warned = True
+            logger.warning(
+                "A session created inside a websocket is not stored: a websocket "
+                "cannot set a cookie. Create the session in an HTTP request first."
+            )
+
+    async def save_now(self, session: ServerSideSession) -> None:
+        """Persist *session* now, e.g. in the middle of a websocket connection."""
+        await self._store_changes(session, file_response=False, can_create=False)
+
+    async def _store_changes(
+        self,
+        session: ServerSideSession,
+        file_response: bool,
+        can_create: bool = True,
+    ) -> _Cookie:
+        """Write what the request changed; say what the cookie must do."""
+        if session.cleared:
+            if session.sid is not None:
+                await self._delete(session)
+            if not session.snapshot():
+                return _Cookie.DELETE if not session.new else _Cookie.KEEP
+            # Data set after clear() starts a new session under a new id.
+            session.sid = session.version = session.loaded_payload = None
+            session.new = True
+            session.cleared = False
+        if session.sid is None:
+            if not (session.modified and session.snapshot()):
+                return _Cookie.KEEP
+            if self.settings.explicit and not session.marked_dirty:
+                return _Cookie.KEEP
+            if not can_create:
+                return _Cookie.SET  # the caller warns: nowhere to put a cookie
+            await self._create(session)
+            return _Cookie.SET
+        if session.modified or session.may_have_mutated:
+            payload = self._encode(session)
+            if payload != session.loaded_payload and not await self._write(session, payload):
+                return _Cookie.DELETE
+        if file_response:
+            return _Cookie.KEEP
+        if session.modified or (session.permanent and self.settings.refresh_each_request):
+            return _Cookie.SET
+        return _Cookie.KEEP
+
+    async def _delete(self, session: ServerSideSession) -> None:
+        assert session.sid is not None
+        await self._call(self.store.delete, self._key(session.sid))
+        _send(signals.session_deleted, self.app, sid=session.sid)
+
+    async def _create(self, session: ServerSideSession) -> None:
+        """Store *session* under a fresh id."""
+        store = self.store
+        payload = self._encode(session)
+        for _ in range(MAX_CREATE_ATTEMPTS):
+            sid = self.ids.new()
+            result = await self._call(
+                store.save, self._key(sid), payload, self.settings.lifetime, None
+            )
+            if not isinstance(result, Outcome):
+                session.sid, session.version, session.loaded_payload = sid, result, payload
+                _send(signals.session_created, self.app, sid=sid)
+                return
+        raise SessionBackendError(
+            store.name, store.address, "the store reports every new session id as taken"
+        )
+
+    async def _write(self, session: ServerSideSession, payload: bytes) -> bool:
+        """Compare-and-set *payload*; on conflict merge this request's changes
+        into the newer record and retry. False if the record is gone."""
+        assert session.sid is not None
+        store, key = self.store, self._key(session.sid)
+        expected = session.version
+        changes: tuple[dict[str, Any], set[str]] | None = None
+        merged: dict[str, Any] | None = None
+        for attempt in range(1, MAX_SAVE_ATTEMPTS + 1):
+            result = await self._call(store.save, key, payload, self.settings.lifetime, expected)
+            if result is Outcome.GONE:
+                return False
+            if not isinstance(result, Outcome):
+                if merged is not None:
+                    # Later saves (save_now in a websocket) diff against this.
+                    dict.clear(session)
+                    dict.update(session, merged)
+                session.version, session.loaded_payload = result, payload
+                _send(signals.session_saved, self.app, sid=session.sid)
+                return True
+            current = await self._call(store.load, key)
+            if current is None:
+                return False
+            if changes is None:
+                changes = self._changes(session)
+            merged = self._merge(changes, current.payload)
+            payload = self._encode_data(merged, session)
+            expected = current.version
+            _send(signals.session_conflict_merged, self.app, sid=session.sid, attempt=attempt)
+            if attempt > 2:
+                # Many writers at once: spread them out instead of colliding again.
+                await anyio.sleep(random.uniform(0, 0.001 * attempt))
+        raise SessionBackendError(
+            store.name,
+            store.address,
+            f"gave up saving after {MAX_SAVE_ATTEMPTS} conflicting concurrent writes",
+        )
+
+    def _changes(self, session: ServerSideSession) -> tuple[dict[str, Any], set[str]]:
+        """The top-level keys this request set (or changed in place) and deleted,
+        against what it loaded."""
+        assert session.loaded_payload is not None
+        base, _ = self._decode(session.loaded_payload)
+        mine = session.snapshot()
+        updated = {k: v for k, v in mine.items() if k not in base or base[k] != v}
+        return updated, base.keys() - mine.keys()
+
+    def _merge(
+        self, changes: tuple[dict[str, Any], set[str]], theirs_payload: bytes
+    ) -> dict[str, Any]:
+        """This request's changes on top of the newer record: on the same key
+        this request, the later writer, wins."""
+        updated, deleted = changes
+        try:
+            merged, _ = self._decode(theirs_payload)
+        except ValueError:
+            merged = {}
+        merged.update(updated)
+        for key in deleted:
+            merged.pop(key, None)
+        return merged
+
+    # -- ids ----------------------------------------------------------------------
+    async def regenerate(self, session: ServerSideSession) -> None:
+        """Move *session* to a new id, keeping its data: call it at login.
+
+        The old record is deleted, so a stolen or planted id stops working.
+        """
+        old_sid = session.sid
+        if old_sid is None:
+            return  # a new session gets a fresh id when first saved anyway
+        session.sid = None
+        await self._create(session)
+        await self._call(self.store.delete, self._key(old_sid))
+        session.modified = session.accessed = True
+        _send(signals.session_regenerated, self.app, old_sid=old_sid, sid=session.sid)

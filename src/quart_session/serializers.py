@@ -1,0 +1,152 @@
+"""Turn session data into bytes and back.
+
+Every serializer round-trips the JSON types plus tuple, bytes, Markup, UUID and
+datetime (the set Quart-Session 3.0 and Quart's cookie sessions support).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import uuid
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from markupsafe import Markup
+from quart.json.tag import JSONTag, TaggedJSONSerializer
+
+logger = logging.getLogger("quart_session")
+
+
+@runtime_checkable
+class Serializer(Protocol):
+    """Anything with ``dumps`` and ``loads`` (the ``pickle`` module qualifies)."""
+
+    def dumps(self, obj: Any, /) -> bytes | str: ...
+
+    def loads(self, data: bytes, /) -> Any: ...
+
+
+class _TagISODateTime(JSONTag):
+    """Datetimes as ISO 8601: unlike the HTTP-date tag it keeps microseconds and
+    naive/aware. Data tagged ``" d"`` (Quart-Session 3.0) is still read."""
+
+    __slots__ = ()
+    key = " dt"
+
+    def check(self, value: Any) -> bool:
+        return isinstance(value, datetime)
+
+    def to_json(self, value: Any) -> Any:
+        return value.isoformat()
+
+    def to_python(self, value: Any) -> Any:
+        return datetime.fromisoformat(value)
+
+
+class JSONSerializer:
+    """Tagged JSON, readable by other programs and compatible with Quart-Session 3.0."""
+
+    def __init__(self) -> None:
+        self._tagger = TaggedJSONSerializer()
+        # Ahead of the HTTP-date tag, which then only decodes old data.
+        self._tagger.register(_TagISODateTime, index=len(self._tagger.order) - 1)
+        self._encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+        self._decoder = json.JSONDecoder(object_hook=self._tagger.untag)
+
+    def dumps(self, obj: Any) -> bytes:
+        return self._encoder.encode(self._tagger.tag(obj)).encode()
+
+    def loads(self, data: bytes) -> Any:
+        return self._decoder.decode(data.decode())
+
+
+class MsgpackSerializer:
+    """Compact binary msgpack through msgspec; extension types keep the extra types."""
+
+    _TUPLE, _UUID, _MARKUP, _DATETIME = 1, 2, 3, 4
+
+    def __init__(self) -> None:
+        try:
+            import msgspec
+        except ImportError as error:  # pragma: no cover - depends on the install
+            raise ImportError(
+                "SESSION_SERIALIZER='msgpack' needs msgspec: pip install 'quart-session[msgpack]'"
+            ) from error
+        self._ext = msgspec.msgpack.Ext
+        self._encoder = msgspec.msgpack.Encoder()
+        self._decoder = msgspec.msgpack.Decoder(ext_hook=self._from_ext)
+
+    def _to_wire(self, value: Any) -> Any:
+        # msgspec encodes tuples as arrays and Markup as str without asking, so
+        # the extra types are wrapped before encoding rather than in enc_hook.
+        if isinstance(value, dict):
+            return {key: self._to_wire(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self._to_wire(item) for item in value]
+        if isinstance(value, tuple):
+            items = [self._to_wire(item) for item in value]
+            return self._ext(self._TUPLE, self._encoder.encode(items))
+        if isinstance(value, Markup):
+            return self._ext(self._MARKUP, str(value).encode())
+        if isinstance(value, uuid.UUID):
+            return self._ext(self._UUID, value.bytes)
+        if isinstance(value, datetime):
+            return self._ext(self._DATETIME, value.isoformat().encode())
+        return value
+
+    def _from_ext(self, code: int, data: memoryview) -> Any:
+        if code == self._TUPLE:
+            return tuple(self._decoder.decode(data))
+        if code == self._MARKUP:
+            return Markup(bytes(data).decode())  # noqa: S704 - stored as Markup
+        if code == self._UUID:
+            return uuid.UUID(bytes=bytes(data))
+        if code == self._DATETIME:
+            return datetime.fromisoformat(bytes(data).decode())
+        raise ValueError(f"unknown msgpack extension type {code}")
+
+    def dumps(self, obj: Any) -> bytes:
+        return self._encoder.encode(self._to_wire(obj))
+
+    def loads(self, data: bytes) -> Any:
+        return self._decoder.decode(data)
+
+
+class _PickleSerializer:
+    def dumps(self, obj: Any) -> bytes:
+        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def loads(self, data: bytes) -> Any:
+        return pickle.loads(data)  # noqa: S301 - opted into by SESSION_SERIALIZER
+
+
+def _warn_pickle() -> None:
+    logger.warning(
+        "SESSION_SERIALIZER is pickle: anyone who can write to the session store "
+        "can run code in this application"
+    )
+
+
+def resolve_serializer(choice: object) -> Serializer:
+    """The serializer named (or given) by ``SESSION_SERIALIZER``."""
+    if choice == "json":
+        return JSONSerializer()
+    if choice == "msgpack":
+        return MsgpackSerializer()
+    if choice == "pickle" or choice is pickle:
+        _warn_pickle()
+        return _PickleSerializer()
+    if isinstance(choice, Serializer) and not isinstance(choice, str):
+        return choice
+    raise TypeError(
+        "SESSION_SERIALIZER must be 'json', 'msgpack', 'pickle' or an object with "
+        f"dumps() and loads(), not {choice!r}"
+    )
+
+
+def dumps_bytes(serializer: Serializer, obj: Any) -> bytes:
+    """``serializer.dumps`` as bytes (user serializers may return str)."""
+    data = serializer.dumps(obj)
+    return data.encode() if isinstance(data, str) else data

@@ -1,0 +1,28 @@
+"""Signals applications connect to for logging and metrics (blinker, like Quart's).
+
+Every signal is sent with the application as sender; receivers are plain
+functions called synchronously, so keep them quick.
+"""
+
+from __future__ import annotations
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+#: A new session was stored for the first time. Keyword: ``sid``.
+session_created = _signals.signal("quart-session.created")
+#: A session's changes were written. Keyword: ``sid``.
+session_saved = _signals.signal("quart-session.saved")
+#: Another request saved the session first; this request's changes were
+#: merged on top. Keywords: ``sid``, ``attempt``.
+session_conflict_merged = _signals.signal("quart-session.conflict-merged")
+#: A session record was deleted (``clear()``/logout). Keyword: ``sid``.
+session_deleted = _signals.signal("quart-session.deleted")
+#: ``regenerate()`` moved a session to a new id. Keywords: ``old_sid``, ``sid``.
+session_regenerated = _signals.signal("quart-session.regenerated")
+#: A session was used from another client address and was deleted.
+#: Keywords: ``sid``, ``expected``, ``actual``.
+session_hijack_detected = _signals.signal("quart-session.hijack-detected")
+#: The store failed. Keyword: ``error`` (a SessionBackendError).
+session_store_error = _signals.signal("quart-session.store-error")

@@ -1,0 +1,104 @@
+"""The store contract: what every backend implements.
+
+A store moves opaque bytes by key. It never sees a request, a cookie or a Python
+dict. Each record carries a *version*, an opaque token the store hands out on
+load and checks on save, so that two requests writing one session can be told
+apart (compare-and-set). Every record has a time to live; stores without native
+expiry check it on read and offer ``purge_expired``.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+Version = int | str | bytes
+"""An opaque token that changes on every successful save of a record."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A stored session as the store sees it."""
+
+    payload: bytes
+    version: Version
+
+
+class Outcome(enum.Enum):
+    """Why a compare-and-set did not write."""
+
+    CONFLICT = "conflict"
+    """The record exists but was saved by someone else since it was loaded."""
+    GONE = "gone"
+    """The record was deleted (or expired) since it was loaded."""
+
+
+SaveResult = Version | Outcome
+"""A successful save returns the record's new version, otherwise the `Outcome`."""
+
+
+class Store(ABC):
+    """Base class of every session store.
+
+    Each method is one round trip to the backend where the backend allows it.
+    Implementations raise their driver's exceptions; the session interface turns
+    them into :class:`~quart_session.SessionBackendError` and applies the timeout.
+    """
+
+    #: Human-readable name used in errors and logs, e.g. ``"redis"``.
+    name: str = "store"
+
+    @property
+    def address(self) -> str:
+        """Where the store lives (no credentials), for error messages."""
+        return "local"
+
+    @abstractmethod
+    async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
+        """Return the live record at *key*, or None if absent or expired.
+
+        With *refresh_ttl* the record's time to live is reset to that many
+        seconds in the same round trip (sliding expiry), without rewriting it.
+        """
+
+    @abstractmethod
+    async def save(
+        self, key: str, payload: bytes, ttl: int, expected: Version | None
+    ) -> SaveResult:
+        """Write *payload* at *key* with a time to live of *ttl* seconds.
+
+        *expected* is the version seen at load time, or None to create a record
+        that must not exist yet. Returns the new version on success;
+        ``Outcome.CONFLICT`` if the record exists with another version (or
+        exists at all when creating); ``Outcome.GONE`` if *expected* was given
+        and the record no longer exists. A failed save changes nothing.
+        """
+
+    @abstractmethod
+    async def delete(self, key: str) -> None:
+        """Remove the record at *key*; absent records are not an error."""
+
+    @abstractmethod
+    async def touch(self, key: str, ttl: int) -> bool:
+        """Reset the time to live of *key*; False if the record does not exist."""
+
+    async def purge_expired(self) -> int:
+        """Remove expired records; returns how many. Stores with native expiry
+        have nothing to do."""
+        return 0
+
+    async def count(self, prefix: str) -> int:
+        """How many live records the store holds whose key starts with *prefix*.
+
+        Stores that cannot count (memcached) raise NotImplementedError.
+        """
+        raise NotImplementedError(f"the {self.name} store cannot count its sessions")
+
+    async def ping(self) -> None:
+        """Prove the store is reachable (one cheap round trip)."""
+        await self.load("__quart_session_ping__")
+
+    async def close(self) -> None:
+        """Release connections. Clients handed in by the application stay open."""
+        return
