@@ -1,0 +1,71 @@
+# Shared by scripts/*: finding Python, making virtualenvs, installing servers.
+
+install_server_packages() {
+    local missing=()
+    command -v redis-server >/dev/null || missing+=(redis-server)
+    command -v redis-sentinel >/dev/null || missing+=(redis-sentinel)
+    command -v memcached >/dev/null || missing+=(memcached)
+    compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "Missing server packages: ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}" >&2
+        return 1
+    fi
+    echo "== apt-get install ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# find_python 3.11 -> path of a working interpreter of that version, or fail.
+find_python() {
+    local version=$1 candidate prefix
+    for candidate in "python$version" python3; do
+        if command -v "$candidate" >/dev/null &&
+            "$candidate" -c "import sys; sys.exit(sys.version_info[:2] != tuple(map(int, '$version'.split('.'))))" 2>/dev/null; then
+            "$candidate" -c "import sys; print(sys.executable)"
+            return 0
+        fi
+    done
+    if command -v pyenv >/dev/null; then
+        for prefix in $(pyenv versions --bare 2>/dev/null | grep -E "^${version//./\\.}(\.[0-9]+)?$" | sort -rV); do
+            candidate="$(pyenv root)/versions/$prefix/bin/python"
+            if [ -x "$candidate" ] && "$candidate" -c "pass" 2>/dev/null; then
+                echo "$candidate"
+                return 0
+            fi
+        done
+    fi
+    return 1
+}
+
+# make_venv DIR PYTHON QUART_REQUIREMENT: create DIR and install the project
+# with its test extras; skipped when nothing it depends on changed.
+make_venv() {
+    local dir=$1 python=$2 quart=$3
+    local stamp="$dir/.installed" want
+    want="$("$python" --version) $quart $(cat pyproject.toml docs/requirements.txt 2>/dev/null | sha256sum || true)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        return 0
+    fi
+    echo "== setting up $dir ($("$python" --version), $quart)"
+    rm -rf "$dir"
+    "$python" -m venv "$dir"
+    "$dir/bin/python" -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+    local extra=()
+    [ -f docs/requirements.txt ] && extra+=(-r docs/requirements.txt)
+    "$dir/bin/python" -m pip install -q -e ".[test]" "$quart" "${extra[@]}" 2>&1 | grep -v "^WARNING: Location" || true
+    "$dir/bin/python" -c "import quart_session" # fail here if the install failed
+    echo "$want" >"$stamp"
+}
+
+# run_checks DIR [pytest args]: lint, type-check and test with DIR's Python.
+run_checks() {
+    local dir=$1
+    shift
+    echo "== $("$dir/bin/python" --version), Quart $("$dir/bin/python" -c 'import importlib.metadata as m; print(m.version("quart"))')"
+    "$dir/bin/ruff" check src tests
+    "$dir/bin/mypy"
+    "$dir/bin/python" -m pytest "$@"
+}

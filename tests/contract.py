@@ -1,0 +1,142 @@
+"""The store contract suite: every store's test class inherits ``StoreContract``.
+
+A subclass provides an async ``store`` fixture yielding a fresh, empty store
+(and cleaning up after). A new store is correct when it passes this suite.
+"""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from quart_session.stores.base import Outcome, Record, Store
+
+KEY = "session:contract-key"
+
+
+async def create(store: Store, key: str = KEY, payload: bytes = b"one", ttl: int = 60) -> object:
+    version = await store.save(key, payload, ttl, None)
+    assert not isinstance(version, Outcome), f"creating {key!r} failed: {version}"
+    return version
+
+
+@pytest.mark.anyio
+class StoreContract:
+    async def test_missing_key_loads_none(self, store: Store) -> None:
+        assert await store.load(KEY) is None
+
+    async def test_created_record_loads_with_its_version(self, store: Store) -> None:
+        version = await create(store)
+        assert await store.load(KEY) == Record(b"one", version)  # type: ignore[arg-type]
+
+    async def test_creating_an_existing_key_conflicts(self, store: Store) -> None:
+        await create(store)
+        assert await store.save(KEY, b"two", 60, None) is Outcome.CONFLICT
+        record = await store.load(KEY)
+        assert record is not None and record.payload == b"one"
+
+    async def test_save_with_current_version_writes_and_changes_version(
+        self, store: Store
+    ) -> None:
+        first = await create(store)
+        second = await store.save(KEY, b"two", 60, first)  # type: ignore[arg-type]
+        assert not isinstance(second, Outcome)
+        assert second != first
+        assert await store.load(KEY) == Record(b"two", second)
+
+    async def test_save_with_stale_version_conflicts_and_changes_nothing(
+        self, store: Store
+    ) -> None:
+        first = await create(store)
+        second = await store.save(KEY, b"two", 60, first)  # type: ignore[arg-type]
+        assert await store.save(KEY, b"three", 60, first) is Outcome.CONFLICT  # type: ignore[arg-type]
+        assert await store.load(KEY) == Record(b"two", second)  # type: ignore[arg-type]
+
+    async def test_save_after_delete_is_gone_and_does_not_resurrect(self, store: Store) -> None:
+        version = await create(store)
+        await store.delete(KEY)
+        assert await store.save(KEY, b"two", 60, version) is Outcome.GONE  # type: ignore[arg-type]
+        assert await store.load(KEY) is None
+
+    async def test_delete_of_missing_key_is_fine(self, store: Store) -> None:
+        await store.delete(KEY)
+        assert await store.load(KEY) is None
+
+    async def test_record_expires_after_its_ttl(self, store: Store) -> None:
+        await create(store, ttl=1)
+        await anyio.sleep(2.1)
+        assert await store.load(KEY) is None
+        assert await store.touch(KEY, 60) is False
+
+    async def test_load_with_refresh_extends_the_ttl(self, store: Store) -> None:
+        version = await create(store, ttl=2)
+        await anyio.sleep(1.0)
+        assert await store.load(KEY, refresh_ttl=5) == Record(b"one", version)  # type: ignore[arg-type]
+        await anyio.sleep(2.0)
+        record = await store.load(KEY)
+        assert record is not None and record.version == version
+
+    async def test_touch_extends_the_ttl_without_changing_the_record(self, store: Store) -> None:
+        version = await create(store, ttl=2)
+        await anyio.sleep(1.0)
+        assert await store.touch(KEY, 5) is True
+        await anyio.sleep(2.0)
+        assert await store.load(KEY) == Record(b"one", version)  # type: ignore[arg-type]
+
+    async def test_touch_of_missing_key_is_false(self, store: Store) -> None:
+        assert await store.touch(KEY, 60) is False
+        assert await store.load(KEY) is None
+
+    async def test_any_bytes_and_large_payloads_round_trip(self, store: Store) -> None:
+        payload = bytes(range(256)) * 400  # 100 KiB, every byte value
+        await create(store, payload=payload)
+        record = await store.load(KEY)
+        assert record is not None and record.payload == payload
+
+    @pytest.mark.parametrize("prefix", ["", "weird prefix/ü:\n", "x" * 300])
+    async def test_keys_with_any_prefix_work(self, store: Store, prefix: str) -> None:
+        key = prefix + "abcDEF-_0123456789"
+        await create(store, key=key)
+        assert (await store.load(key)) is not None
+        assert await store.load(KEY) is None
+        await store.delete(key)
+        assert await store.load(key) is None
+
+    async def test_only_one_of_many_concurrent_writers_wins(self, store: Store) -> None:
+        version = await create(store)
+        results: list[object] = []
+
+        async def write(n: int) -> None:
+            results.append(await store.save(KEY, b"w%d" % n, 60, version))  # type: ignore[arg-type]
+
+        async with anyio.create_task_group() as group:
+            for n in range(20):
+                group.start_soon(write, n)
+        winners = [r for r in results if not isinstance(r, Outcome)]
+        assert len(winners) == 1
+        assert results.count(Outcome.CONFLICT) == 19
+        record = await store.load(KEY)
+        assert record is not None and record.version == winners[0]
+
+    async def test_only_one_of_many_concurrent_creators_wins(self, store: Store) -> None:
+        results: list[object] = []
+
+        async def write(n: int) -> None:
+            results.append(await store.save(KEY, b"c%d" % n, 60, None))
+
+        async with anyio.create_task_group() as group:
+            for n in range(20):
+                group.start_soon(write, n)
+        assert sum(not isinstance(r, Outcome) for r in results) == 1
+
+    async def test_purge_expired_removes_only_expired_records(self, store: Store) -> None:
+        await create(store, key="session:short", ttl=1)
+        await create(store, key="session:long", ttl=60)
+        await anyio.sleep(2.1)
+        purged = await store.purge_expired()
+        assert purged in (0, 1)  # 0 for stores whose backend expires records itself
+        assert await store.load("session:short") is None
+        assert await store.load("session:long") is not None
+
+    async def test_ping_succeeds_on_a_reachable_store(self, store: Store) -> None:
+        await store.ping()
