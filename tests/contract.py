@@ -35,9 +35,7 @@ class StoreContract:
         record = await store.load(KEY)
         assert record is not None and record.payload == b"one"
 
-    async def test_save_with_current_version_writes_and_changes_version(
-        self, store: Store
-    ) -> None:
+    async def test_save_with_current_version_writes_and_changes_version(self, store: Store) -> None:
         first = await create(store)
         second = await store.save(KEY, b"two", 60, first)  # type: ignore[arg-type]
         assert not isinstance(second, Outcome)

@@ -7,6 +7,7 @@ a store.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from collections.abc import Iterable
@@ -32,7 +33,11 @@ class IdCodec:
         keys = [k.encode() if isinstance(k, str) else k for k in secret_keys or ()]
         # itsdangerous signs with the last key and verifies with all of them.
         self._signer = (
-            Signer(keys[::-1], salt="quart-session", digest_method="sha256") if keys else None
+            Signer(keys[::-1], salt="quart-session", digest_method=hashlib.sha256) if keys else None
+        )
+        # How Quart-Session 3.0 signed its ids, to read the cookies it issued.
+        self._legacy_signer = (
+            Signer(keys[::-1], salt="quart-session", key_derivation="hmac") if keys else None
         )
 
     def new(self) -> str:
@@ -56,9 +61,14 @@ class IdCodec:
         return value if self.is_valid(value) else None
 
 
-def is_legacy_id(value: str) -> bool:
-    """A Quart-Session 3.0 id: a UUID4 in its canonical text form."""
-    return _LEGACY.fullmatch(value) is not None
+    def from_legacy_cookie(self, value: str) -> str | None:
+        """The Quart-Session 3.0 id (a UUID4) in a cookie value, or None."""
+        if self._legacy_signer is not None:
+            try:
+                value = self._legacy_signer.unsign(value).decode()
+            except BadSignature:
+                return None
+        return value if _LEGACY.fullmatch(value) else None
 
 
 _LEGACY = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")

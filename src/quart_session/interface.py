@@ -185,6 +185,8 @@ class ServerSideSessionInterface(SessionInterface):
             return self._new_session(request)
         sid = self.ids.from_cookie(cookie)
         if sid is None:
+            if settings.legacy_ids:
+                return await self._adopt_legacy(cookie, request)
             return self._new_session(request)
         store = self.store
         refresh = settings.lifetime if settings.refresh_each_request else None
@@ -209,6 +211,34 @@ class ServerSideSessionInterface(SessionInterface):
         )
         if settings.hijack_protection:
             return await self._check_pin(session, request)
+        return session
+
+    async def _adopt_legacy(
+        self, cookie: str, request: BaseRequestWebsocket
+    ) -> ServerSideSession:
+        """Move a Quart-Session 3.0 session (UUID4 id) to a new id, once, so that
+        upgrading does not log everybody out."""
+        session = self._new_session(request)
+        legacy_sid = self.ids.from_legacy_cookie(cookie)
+        if legacy_sid is None:
+            return session
+        legacy_key = self._key(legacy_sid)
+        try:
+            record = await self._call(self.store.load, legacy_key)
+            if record is None:
+                return session
+            try:
+                data, meta = self._decode(record.payload)
+            except ValueError as error:
+                logger.warning("Not migrating a corrupt Quart-Session 3.0 session (%s)", error)
+                return session
+            dict.update(session, data)
+            session.permanent = bool(meta.get("p", self.settings.permanent))
+            await self._create(session)
+            await self._call(self.store.delete, legacy_key)
+        except SessionBackendError as error:
+            return UnavailableSession(error)
+        session.modified = True  # the response must carry the new id
         return session
 
     async def _check_pin(

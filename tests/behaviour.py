@@ -1,0 +1,607 @@
+"""The behaviour suite: what users see over HTTP, run against every store.
+
+A store's test class inherits ``SessionBehaviour`` and provides two fixtures:
+
+* ``store_config``: the ``app.config`` keys selecting and reaching the store;
+* ``read_raw``: an async callable ``key -> bytes | None`` reading the record
+  at *key* with the store's own client (None when there is none).
+
+Requests go through Quart's test client without its cookie jar: each test
+carries the cookie itself (``Browser``), so every Set-Cookie is checked.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from quart import Quart, Response, current_app, send_file, session, websocket
+
+from quart_session import Session
+from quart_session.interface import ServerSideSessionInterface
+from quart_session.stores.base import Record, SaveResult, Store, Version
+
+ReadRaw = Callable[[str], Awaitable[bytes | None]]
+ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+class CountingStore(Store):
+    """Passes every call to the real store and counts it per method: shows
+    which requests reach the store at all."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.calls: list[str] = []
+
+    async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
+        self.calls.append("load")
+        return await self.inner.load(key, refresh_ttl)
+
+    async def save(
+        self, key: str, payload: bytes, ttl: int, expected: Version | None
+    ) -> SaveResult:
+        self.calls.append("save")
+        return await self.inner.save(key, payload, ttl, expected)
+
+    async def delete(self, key: str) -> None:
+        self.calls.append("delete")
+        await self.inner.delete(key)
+
+    async def touch(self, key: str, ttl: int) -> bool:
+        self.calls.append("touch")
+        return await self.inner.touch(key, ttl)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def parse_set_cookie(header: str) -> tuple[str, str, dict[str, str]]:
+    """(name, value, attributes with lower-case names) of a Set-Cookie header."""
+    first, *rest = header.split(";")
+    name, _, value = first.strip().partition("=")
+    attributes = {}
+    for part in rest:
+        key, _, val = part.strip().partition("=")
+        attributes[key.lower()] = val
+    return name, value.strip('"'), attributes
+
+
+class Browser:
+    """A client that keeps one session cookie and remembers every Set-Cookie."""
+
+    def __init__(self, app: Quart, address: str = "127.0.0.1") -> None:
+        self.app = app
+        self.client = app.test_client(use_cookies=False)
+        self.address = address
+        self.cookie: str | None = None
+        self.last_set_cookie: str | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.app.config["SESSION_COOKIE_NAME"])
+
+    def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
+        headers = dict(extra or {})
+        if self.cookie is not None:
+            headers["Cookie"] = f"{self.name}={self.cookie}"
+        return headers
+
+    async def get(self, path: str, headers: dict[str, str] | None = None) -> Response:
+        response = await self.client.get(
+            path, headers=self._headers(headers), scope_base={"client": (self.address, 40000)}
+        )
+        self.last_set_cookie = None
+        for header in response.headers.getlist("Set-Cookie"):
+            name, value, attributes = parse_set_cookie(header)
+            if name != self.name:
+                continue
+            self.last_set_cookie = header
+            expires = attributes.get("expires")
+            if attributes.get("max-age") == "0" or (
+                expires and parsedate_to_datetime(expires) <= datetime.now(UTC)
+            ):
+                self.cookie = None
+            else:
+                self.cookie = value
+        return response
+
+    async def text(self, path: str, headers: dict[str, str] | None = None) -> str:
+        response = await self.get(path, headers)
+        assert response.status_code == 200, (path, response.status_code)
+        return await response.get_data(as_text=True)
+
+    def websocket(self, path: str) -> Any:
+        headers = self._headers(None)
+        return self.client.websocket(path, headers=headers)
+
+    @property
+    def sid(self) -> str:
+        assert self.cookie is not None
+        return self.cookie.split(".")[0]
+
+
+def build_app(config: dict[str, Any], static_folder: Path) -> Quart:
+    """The test app: tiny views that read, write, clear and regenerate."""
+    app = Quart(__name__, static_folder=str(static_folder))
+    app.config.update(SECRET_KEY="test-secret", TESTING=True)
+    app.config.update(config)
+
+    @app.get("/untouched")
+    async def untouched() -> str:
+        return "untouched"
+
+    @app.get("/get/<key>")
+    async def get(key: str) -> str:
+        return repr(session.get(key))
+
+    @app.get("/set/<key>/<value>")
+    async def set_(key: str, value: str) -> str:
+        session[key] = value
+        return "ok"
+
+    @app.get("/append/<key>/<value>")
+    async def append(key: str, value: str) -> str:
+        session[key].append(value)
+        return "ok"
+
+    @app.get("/new-list/<key>")
+    async def new_list(key: str) -> str:
+        session[key] = []
+        return "ok"
+
+    @app.get("/delete/<key>")
+    async def delete(key: str) -> str:
+        del session[key]
+        return "ok"
+
+    @app.get("/clear")
+    async def clear() -> str:
+        session.clear()
+        return "cleared"
+
+    @app.get("/clear-then-set/<key>/<value>")
+    async def clear_then_set(key: str, value: str) -> str:
+        session.clear()
+        session[key] = value
+        return "ok"
+
+    @app.get("/regenerate")
+    async def regenerate() -> str:
+        await current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
+        return "ok"
+
+    @app.get("/permanent/<int:flag>")
+    async def permanent(flag: int) -> str:
+        session.permanent = bool(flag)
+        return "ok"
+
+    @app.get("/dirty/<key>/<value>")
+    async def dirty(key: str, value: str) -> str:
+        session[key] = value
+        session.dirty()  # type: ignore[attr-defined]
+        return "ok"
+
+    @app.get("/file/<key>/<value>")
+    async def file(key: str, value: str) -> Response:
+        session[key] = value
+        return await send_file(static_folder / "hello.txt")
+
+    @app.websocket("/ws/get/<key>")
+    async def ws_get(key: str) -> None:
+        await websocket.accept()
+        await websocket.send(repr(session.get(key)))
+
+    @app.websocket("/ws/set/<key>/<value>")
+    async def ws_set(key: str, value: str) -> None:
+        await websocket.accept()
+        session[key] = value
+        await websocket.send("set")
+
+    @app.websocket("/ws/counter")
+    async def ws_counter() -> None:
+        await websocket.accept()
+        while True:
+            await websocket.receive()
+            session["count"] = session.get("count", 0) + 1
+            await current_app.session_interface.save_now(session)  # type: ignore[attr-defined]
+            await websocket.send(str(session["count"]))
+
+    Session(app)
+    return app
+
+
+@pytest.mark.anyio
+class SessionBehaviour:
+    """Every store runs these; see the module docstring for the fixtures."""
+
+    @pytest.fixture
+    def static_folder(self, tmp_path: Path) -> Path:
+        folder = tmp_path / "static"
+        folder.mkdir()
+        (folder / "hello.txt").write_text("hello")
+        return folder
+
+    @pytest.fixture
+    def built_apps(self) -> list[Quart]:
+        """Every app a test built, newest last."""
+        return []
+
+    @pytest.fixture
+    def make_app(
+        self, store_config: dict[str, Any], static_folder: Path, built_apps: list[Quart]
+    ) -> Iterator[Callable[..., Quart]]:
+        def make(**config: Any) -> Quart:
+            app = build_app({**store_config, **config}, static_folder)
+            built_apps.append(app)
+            return app
+
+        yield make
+
+    @pytest.fixture
+    def app(self, make_app: Callable[..., Quart]) -> Quart:
+        return make_app()
+
+    @staticmethod
+    def key(app: Quart, sid: str) -> str:
+        return str(app.config.get("SESSION_KEY_PREFIX", "session:")) + sid
+
+    @staticmethod
+    def count_calls(app: Quart) -> CountingStore:
+        interface = app.session_interface
+        assert isinstance(interface, ServerSideSessionInterface)
+        counting = CountingStore(interface.store)
+        interface._store = counting
+        return counting
+
+    # -- nothing stored unless written ----------------------------------------------
+    async def test_untouched_session_sets_no_cookie_and_no_vary(self, app: Quart) -> None:
+        browser = Browser(app)
+        calls = self.count_calls(app)
+        response = await browser.get("/untouched")
+        assert "Set-Cookie" not in response.headers
+        assert "Cookie" not in response.vary
+        assert calls.calls == []
+
+    async def test_reading_a_new_session_varies_but_stores_nothing(self, app: Quart) -> None:
+        browser = Browser(app)
+        calls = self.count_calls(app)
+        response = await browser.get("/get/user")
+        assert "Cookie" in response.vary
+        assert "Set-Cookie" not in response.headers
+        assert calls.calls == []
+
+    async def test_write_stores_the_record_and_sets_a_256_bit_id_cookie(
+        self, app: Quart, read_raw: ReadRaw
+    ) -> None:
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        assert browser.cookie is not None and ID_PATTERN.fullmatch(browser.cookie)
+        raw = await read_raw(self.key(app, browser.sid))
+        assert raw is not None and b"alice" in raw
+        assert "HttpOnly" in (browser.last_set_cookie or "")
+        assert await browser.text("/get/user") == "'alice'"
+
+    async def test_ids_differ_between_sessions(self, app: Quart) -> None:
+        sids = set()
+        for _ in range(5):
+            browser = Browser(app)
+            await browser.text("/set/k/v")
+            sids.add(browser.sid)
+        assert len(sids) == 5
+
+    async def test_unknown_well_formed_id_is_never_adopted(
+        self, app: Quart, read_raw: ReadRaw
+    ) -> None:
+        browser = Browser(app)
+        planted = "A" * 43
+        browser.cookie = planted
+        await browser.text("/set/user/victim")
+        assert browser.cookie is not None and browser.cookie != planted
+        assert await read_raw(self.key(app, planted)) is None
+
+    @pytest.mark.parametrize("cookie", ["short", "x" * 43 + "!", "../../etc/passwd", "A" * 44])
+    async def test_malformed_id_never_reaches_the_store(self, app: Quart, cookie: str) -> None:
+        browser = Browser(app)
+        browser.cookie = cookie
+        calls = self.count_calls(app)
+        assert await browser.text("/get/user") == "None"
+        assert calls.calls == []
+
+    # -- clearing ---------------------------------------------------------------------
+    async def test_clear_deletes_the_record_and_the_cookie_with_the_same_attributes(
+        self, make_app: Callable[..., Quart], read_raw: ReadRaw
+    ) -> None:
+        app = make_app(
+            SESSION_COOKIE_DOMAIN="example.test",
+            SESSION_COOKIE_PATH="/app",
+            SESSION_COOKIE_SECURE=True,
+            SESSION_COOKIE_SAMESITE="Strict",
+            SESSION_COOKIE_PARTITIONED=True,
+        )
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        set_header = browser.last_set_cookie or ""
+        sid = browser.sid
+        assert await browser.text("/clear") == "cleared"
+        deleted = browser.last_set_cookie or ""
+        assert browser.cookie is None
+        assert await read_raw(self.key(app, sid)) is None
+        for attribute in ("Domain=example.test", "Path=/app", "Secure", "SameSite=Strict"):
+            assert attribute in set_header and attribute in deleted, attribute
+        assert "Partitioned" in set_header and "Partitioned" in deleted
+
+    async def test_data_set_after_clear_lives_under_a_new_id(
+        self, app: Quart, read_raw: ReadRaw
+    ) -> None:
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        old = browser.sid
+        await browser.text("/clear-then-set/flash/bye")
+        assert browser.sid != old
+        assert await read_raw(self.key(app, old)) is None
+        assert await browser.text("/get/user") == "None"
+        assert await browser.text("/get/flash") == "'bye'"
+
+    # -- cookies and expiry ------------------------------------------------------------
+    async def test_cookie_attributes_follow_quart_config(
+        self, make_app: Callable[..., Quart]
+    ) -> None:
+        app = make_app(
+            SESSION_COOKIE_NAME="sid",
+            SESSION_COOKIE_HTTPONLY=False,
+            SESSION_COOKIE_SAMESITE="Lax",
+            SESSION_COOKIE_PATH="/",
+        )
+        browser = Browser(app)
+        await browser.text("/set/a/b")
+        header = browser.last_set_cookie or ""
+        assert header.startswith("sid=")
+        assert "HttpOnly" not in header and "SameSite=Lax" in header and "Path=/" in header
+
+    async def test_permanent_session_cookie_expires_with_the_lifetime(
+        self, make_app: Callable[..., Quart]
+    ) -> None:
+        app = make_app(PERMANENT_SESSION_LIFETIME=3600)
+        browser = Browser(app)
+        await browser.text("/set/a/b")
+        _, _, attributes = parse_set_cookie(browser.last_set_cookie or "")
+        left = parsedate_to_datetime(attributes["expires"]) - datetime.now(UTC)
+        assert 3500 < left.total_seconds() <= 3600
+
+    async def test_non_permanent_session_gets_a_browser_session_cookie(
+        self, make_app: Callable[..., Quart], read_raw: ReadRaw
+    ) -> None:
+        app = make_app(SESSION_PERMANENT=False)
+        browser = Browser(app)
+        await browser.text("/set/a/b")
+        assert "expires" not in (browser.last_set_cookie or "").lower()
+        assert await read_raw(self.key(app, browser.sid)) is not None
+        await browser.text("/permanent/1")
+        assert "expires" in (browser.last_set_cookie or "").lower()
+
+    async def test_sliding_expiry_keeps_an_active_session_alive_without_rewriting(
+        self, make_app: Callable[..., Quart]
+    ) -> None:
+        app = make_app(PERMANENT_SESSION_LIFETIME=3)
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        calls = self.count_calls(app)
+        for _ in range(3):
+            await anyio.sleep(1.5)
+            assert await browser.text("/get/user") == "'alice'"
+            assert browser.last_set_cookie is not None  # re-sent with a new expiry
+        assert "save" not in calls.calls and calls.calls.count("load") == 3
+
+    async def test_without_refresh_each_request_a_read_neither_resends_nor_extends(
+        self, make_app: Callable[..., Quart]
+    ) -> None:
+        app = make_app(PERMANENT_SESSION_LIFETIME=2, SESSION_REFRESH_EACH_REQUEST=False)
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        await anyio.sleep(1.0)
+        assert await browser.text("/get/user") == "'alice'"
+        assert browser.last_set_cookie is None
+        await anyio.sleep(1.5)
+        assert await browser.text("/get/user") == "None"
+
+    # -- change tracking -------------------------------------------------------------
+    async def test_nested_changes_are_saved_without_marking_modified(self, app: Quart) -> None:
+        browser = Browser(app)
+        await browser.text("/new-list/cart")
+        await browser.text("/append/cart/apple")
+        await browser.text("/append/cart/pear")
+        assert await browser.text("/get/cart") == "['apple', 'pear']"
+
+    async def test_reads_never_rewrite_the_record(self, make_app: Callable[..., Quart]) -> None:
+        app = make_app(SESSION_REFRESH_EACH_REQUEST=False)
+        browser = Browser(app)
+        await browser.text("/new-list/cart")
+        calls = self.count_calls(app)
+        await browser.text("/get/cart")
+        await browser.text("/get/missing")
+        assert calls.calls == ["load", "load"]
+
+    async def test_deleting_a_key_is_saved(self, app: Quart) -> None:
+        browser = Browser(app)
+        await browser.text("/set/a/1")
+        await browser.text("/set/b/2")
+        await browser.text("/delete/a")
+        assert await browser.text("/get/a") == "None"
+        assert await browser.text("/get/b") == "'2'"
+
+    # -- ids ---------------------------------------------------------------------------
+    async def test_regenerate_moves_the_data_to_a_new_id_and_kills_the_old_one(
+        self, app: Quart, read_raw: ReadRaw
+    ) -> None:
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        old = browser.sid
+        await browser.text("/regenerate")
+        assert browser.sid != old
+        assert await read_raw(self.key(app, old)) is None
+        assert await browser.text("/get/user") == "'alice'"
+        thief = Browser(app)
+        thief.cookie = old
+        assert await thief.text("/get/user") == "None"
+
+    async def test_signed_ids_reject_tampering_and_rotate_keys(
+        self, make_app: Callable[..., Quart]
+    ) -> None:
+        old_app = make_app(SESSION_USE_SIGNER=True, SECRET_KEY="old")
+        browser = Browser(old_app)
+        await browser.text("/set/user/alice")
+        assert browser.cookie is not None and "." in browser.cookie
+        signed = browser.cookie
+        tampered = Browser(old_app)
+        tampered.cookie = signed[:-2] + ("AA" if not signed.endswith("AA") else "BB")
+        assert await tampered.text("/get/user") == "None"
+        unsigned = Browser(old_app)
+        unsigned.cookie = browser.sid
+        assert await unsigned.text("/get/user") == "None"
+        # Same store, new key: the old key still verifies as a fallback.
+        new_app = make_app(SESSION_USE_SIGNER=True, SECRET_KEY="new", SECRET_KEY_FALLBACKS=["old"])
+        new_app.session_interface._store = old_app.session_interface.store  # type: ignore[attr-defined]
+        browser.app, browser.client = new_app, new_app.test_client(use_cookies=False)
+        assert await browser.text("/get/user") == "'alice'"
+        assert browser.cookie is not None and browser.cookie != signed  # re-signed with "new"
+        only_new = make_app(SESSION_USE_SIGNER=True, SECRET_KEY="new")
+        only_new.session_interface._store = old_app.session_interface.store  # type: ignore[attr-defined]
+        stale = Browser(only_new)
+        stale.cookie = signed
+        assert await stale.text("/get/user") == "None"
+
+    # -- explicit sessions and files --------------------------------------------------
+    async def test_explicit_mode_stores_new_sessions_only_when_dirty(
+        self, make_app: Callable[..., Quart]
+    ) -> None:
+        app = make_app(SESSION_EXPLICIT=True)
+        browser = Browser(app)
+        calls = self.count_calls(app)
+        await browser.text("/set/visited/yes")
+        assert browser.cookie is None and calls.calls == []
+        await browser.text("/dirty/user/alice")
+        assert browser.cookie is not None
+        await browser.text("/set/theme/dark")  # an existing session saves normally
+        assert await browser.text("/get/theme") == "'dark'"
+
+    async def test_static_files_never_touch_the_store_or_cookie(self, app: Quart) -> None:
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        calls = self.count_calls(app)
+        response = await browser.get("/static/hello.txt")
+        assert response.status_code == 200
+        assert "Set-Cookie" not in response.headers
+        assert calls.calls == []
+
+    async def test_changes_in_a_file_response_are_saved_without_set_cookie(
+        self, app: Quart
+    ) -> None:
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        response = await browser.get("/file/seen/yes")
+        assert await response.get_data() == b"hello"
+        assert "Set-Cookie" not in response.headers
+        assert await browser.text("/get/seen") == "'yes'"
+
+    async def test_a_new_session_made_in_a_file_response_is_not_lost(self, app: Quart) -> None:
+        browser = Browser(app)
+        await browser.get("/file/seen/yes")
+        assert browser.cookie is not None
+        assert await browser.text("/get/seen") == "'yes'"
+
+    async def test_static_file_true_restores_cookies_on_files(
+        self, make_app: Callable[..., Quart]
+    ) -> None:
+        app = make_app(SESSION_STATIC_FILE=True)
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        response = await browser.get("/static/hello.txt")
+        assert "Set-Cookie" in response.headers
+
+    # -- hijack protection -----------------------------------------------------------
+    async def test_hijack_protection_pins_the_session_to_the_client_address(
+        self, make_app: Callable[..., Quart], read_raw: ReadRaw
+    ) -> None:
+        app = make_app(SESSION_HIJACK_PROTECTION=True)
+        owner = Browser(app, address="10.0.0.1")
+        await owner.text("/set/user/alice")
+        assert await owner.text("/get/user") == "'alice'"
+        thief = Browser(app, address="10.6.6.6")
+        thief.cookie = owner.cookie
+        assert await thief.text("/get/user") == "None"
+        assert await read_raw(self.key(app, owner.sid)) is None
+
+    async def test_clear_does_not_remove_the_pin(self, make_app: Callable[..., Quart]) -> None:
+        app = make_app(SESSION_PROTECTION=True)  # Quart-Session 3.0's name still works
+        owner = Browser(app, address="10.0.0.1")
+        await owner.text("/clear-then-set/user/alice")
+        thief = Browser(app, address="10.6.6.6")
+        thief.cookie = owner.cookie
+        assert await thief.text("/get/user") == "None"
+
+    async def test_reverse_proxy_uses_the_address_the_proxy_appended(
+        self, make_app: Callable[..., Quart]
+    ) -> None:
+        app = make_app(SESSION_HIJACK_PROTECTION=True, SESSION_HIJACK_REVERSE_PROXY=True)
+        proxy = "10.0.0.254"
+        owner = Browser(app, address=proxy)
+        await owner.get("/set/user/alice", {"X-Forwarded-For": "203.0.113.7"})
+        # A client-written leftmost entry does not matter...
+        response = await owner.get("/get/user", {"X-Forwarded-For": "1.2.3.4, 203.0.113.7"})
+        assert await response.get_data(as_text=True) == "'alice'"
+        # ...the address the proxy saw does.
+        thief = Browser(app, address=proxy)
+        thief.cookie = owner.cookie
+        response = await thief.get("/get/user", {"X-Forwarded-For": "203.0.113.7, 198.51.100.9"})
+        assert await response.get_data(as_text=True) == "None"
+
+    # -- websockets -----------------------------------------------------------------------
+    async def test_websocket_reads_the_session_and_saves_its_changes(self, app: Quart) -> None:
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        async with browser.websocket("/ws/get/user") as ws:
+            assert await ws.receive() == "'alice'"
+        async with browser.websocket("/ws/set/theme/dark") as ws:
+            assert await ws.receive() == "set"
+        await anyio.sleep(0.1)
+        assert await browser.text("/get/theme") == "'dark'"
+
+    async def test_save_now_persists_in_the_middle_of_a_connection(self, app: Quart) -> None:
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        async with browser.websocket("/ws/counter") as ws:
+            for expected in ("1", "2"):
+                await ws.send("tick")
+                assert await ws.receive() == expected
+            assert await browser.text("/get/count") == "2"
+
+    async def test_a_session_created_in_a_websocket_is_not_stored(
+        self, app: Quart, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        browser = Browser(app)
+        calls = self.count_calls(app)
+        async with browser.websocket("/ws/set/theme/dark") as ws:
+            assert await ws.receive() == "set"
+        await anyio.sleep(0.1)
+        assert "save" not in calls.calls
+        assert "created inside a websocket is not stored" in caplog.text
+
+    # -- stored data -----------------------------------------------------------------------
+    async def test_corrupt_stored_data_gives_a_fresh_session_not_an_error(
+        self, app: Quart, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        store = app.session_interface.store  # type: ignore[attr-defined]
+        key = self.key(app, browser.sid)
+        await store.delete(key)
+        await store.save(key, b"\xff\x00 not a session", 60, None)
+        assert await browser.text("/get/user") == "None"
+        assert "corrupt" in caplog.text

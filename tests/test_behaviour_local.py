@@ -1,0 +1,42 @@
+"""The behaviour suite on the stores that need no server."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from quart import Quart
+
+from .behaviour import ReadRaw, SessionBehaviour
+
+
+class TestMemoryBehaviour(SessionBehaviour):
+    @pytest.fixture
+    def store_config(self) -> dict[str, Any]:
+        return {"SESSION_TYPE": "memory"}
+
+    @pytest.fixture
+    def read_raw(self, built_apps: list[Quart]) -> ReadRaw:
+        # A memory store lives in its app: read through the newest app's store.
+        async def read(key: str) -> bytes | None:
+            record = await built_apps[-1].session_interface.store.load(key)  # type: ignore[attr-defined]
+            return None if record is None else bytes(record.payload)
+
+        return read
+
+
+class TestFileSystemBehaviour(SessionBehaviour):
+    @pytest.fixture
+    def store_config(self, tmp_path: Path) -> dict[str, Any]:
+        return {"SESSION_TYPE": "filesystem", "SESSION_FILE_DIR": str(tmp_path / "sessions")}
+
+    @pytest.fixture
+    def read_raw(self, tmp_path: Path) -> ReadRaw:
+        # The store's own "client" is the folder: one file per SHA-256 of the key.
+        async def read(key: str) -> bytes | None:
+            path = tmp_path / "sessions" / hashlib.sha256(key.encode()).hexdigest()
+            return path.read_bytes() if path.exists() else None
+
+        return read
