@@ -127,9 +127,9 @@ class Browser:
         return self.cookie.split(".")[0]
 
 
-def build_app(config: dict[str, Any], static_folder: Path) -> Quart:
+def build_app(config: dict[str, Any], static_folder: Path, app_class: type[Quart] = Quart) -> Quart:
     """The test app: tiny views that read, write, clear and regenerate."""
-    app = Quart(__name__, static_folder=str(static_folder))
+    app = app_class(__name__, static_folder=str(static_folder))
     app.config.update(SECRET_KEY="test-secret", TESTING=True)
     app.config.update(config)
 
@@ -234,11 +234,20 @@ class SessionBehaviour:
         return []
 
     @pytest.fixture
+    def app_class(self) -> type[Quart]:
+        """Quart; a Trio run overrides it with ``quart_trio.QuartTrio``."""
+        return Quart
+
+    @pytest.fixture
     def make_app(
-        self, store_config: dict[str, Any], static_folder: Path, built_apps: list[Quart]
+        self,
+        store_config: dict[str, Any],
+        static_folder: Path,
+        built_apps: list[Quart],
+        app_class: type[Quart],
     ) -> Iterator[Callable[..., Quart]]:
         def make(**config: Any) -> Quart:
-            app = build_app({**store_config, **config}, static_folder)
+            app = build_app({**store_config, **config}, static_folder, app_class)
             built_apps.append(app)
             return app
 

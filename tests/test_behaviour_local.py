@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from quart import Quart
+from quart_trio import QuartTrio
 
 from .behaviour import ReadRaw, SessionBehaviour
 
@@ -40,3 +41,25 @@ class TestFileSystemBehaviour(SessionBehaviour):
             return path.read_bytes() if path.exists() else None
 
         return read
+
+
+class TestFileSystemBehaviourOnTrio(TestFileSystemBehaviour):
+    """The same suite in a QuartTrio app on the Trio event loop."""
+
+    @pytest.fixture
+    def anyio_backend(self) -> str:
+        return "trio"
+
+    @pytest.fixture
+    def app_class(self) -> type[Quart]:
+        return QuartTrio
+
+
+class TestMemoryBehaviourOnTrio(TestMemoryBehaviour):
+    @pytest.fixture
+    def anyio_backend(self) -> str:
+        return "trio"
+
+    @pytest.fixture
+    def app_class(self) -> type[Quart]:
+        return QuartTrio

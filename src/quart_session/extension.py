@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncGenerator
 
-import anyio
 from quart import Quart, Response
 from quart.globals import _cv_websocket
 
@@ -48,7 +47,9 @@ class Session:
         interface = ServerSideSessionInterface(app, settings, build_store)
         app.session_interface = interface  # type: ignore[assignment]
         app.extensions["session"] = self
-        handlers = app.error_handler_spec.setdefault(None, {}).setdefault(None, {})
+        # Indexing, not setdefault: the levels must stay defaultdicts, or every
+        # later lookup of another status code (404, 500) raises KeyError.
+        handlers = app.error_handler_spec[None][None]
         if SessionBackendError not in handlers:
             app.register_error_handler(SessionBackendError, store_unavailable)
         app.teardown_websocket(_save_websocket_session)
@@ -69,6 +70,4 @@ async def _save_websocket_session(exc: BaseException | None) -> None:
     session = context.session
     interface = context.app.session_interface
     if isinstance(session, ServerSideSession) and isinstance(interface, ServerSideSessionInterface):
-        # Shielded: the handler's cancellation must not cancel the save.
-        with anyio.CancelScope(shield=True):
-            await interface.save_session(context.app, session, None)
+        await interface.save_session(context.app, session, None)

@@ -60,7 +60,6 @@ class IdCodec:
                 return None
         return value if self.is_valid(value) else None
 
-
     def from_legacy_cookie(self, value: str) -> str | None:
         """The Quart-Session 3.0 id (a UUID4) in a cookie value, or None."""
         if self._legacy_signer is not None:

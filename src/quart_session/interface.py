@@ -7,19 +7,20 @@ on conflict) -> cookie.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import anyio
+import sniffio
 from blinker import Signal
 from quart import Quart, Response, has_websocket_context
 from quart.sessions import SessionInterface
 from quart.wrappers import BaseRequestWebsocket
-from quart.wrappers.response import FileBody
 
 from . import signals
 from .config import Settings
@@ -52,6 +53,27 @@ class _Cookie(enum.Enum):
 def _send(signal: Signal, app: Quart, **kwargs: Any) -> None:
     if signal.receivers:
         signal.send(app, **kwargs)
+
+
+async def _uncancellable(work: Coroutine[Any, Any, None]) -> None:
+    """Run *work* to its end even if the calling task is cancelled meanwhile;
+    the cancellation is re-raised afterwards."""
+    if sniffio.current_async_library() != "asyncio":
+        with anyio.CancelScope(shield=True):  # Trio's shields stop every cancellation
+            await work
+        return
+    # anyio's shield does not stop a plain Task.cancel(), which is how Quart
+    # stops a websocket handler: run the work as its own task and outwait it.
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+    task.result()
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 class ServerSideSessionInterface(SessionInterface):
@@ -213,9 +235,7 @@ class ServerSideSessionInterface(SessionInterface):
             return await self._check_pin(session, request)
         return session
 
-    async def _adopt_legacy(
-        self, cookie: str, request: BaseRequestWebsocket
-    ) -> ServerSideSession:
+    async def _adopt_legacy(self, cookie: str, request: BaseRequestWebsocket) -> ServerSideSession:
         """Move a Quart-Session 3.0 session (UUID4 id) to a new id, once, so that
         upgrading does not log everybody out."""
         session = self._new_session(request)
@@ -277,11 +297,15 @@ class ServerSideSessionInterface(SessionInterface):
             return
         session.saved = True
         if response is None or has_websocket_context():
-            await self._save_from_websocket(session)
+            # The client may disconnect while we save, cancelling the handler:
+            # the save must finish anyway.
+            await _uncancellable(self._save_from_websocket(session))
             return
         if session.accessed:
             response.vary.add("Cookie")
-        file_response = not self.settings.static_file and isinstance(response.response, FileBody)
+        file_response = not self.settings.static_file and isinstance(
+            response.response, (response.file_body_class, response.io_body_class)
+        )
         try:
             action = await self._store_changes(session, file_response)
         except SessionBackendError as error:
