@@ -103,7 +103,12 @@ class ServerSideSessionInterface(SessionInterface):
         if self._store is None:
             settings = Settings.from_app(self.app)
             self._apply(settings)
-            self._store = self._build_store(settings)
+            try:
+                self._store = self._build_store(settings)
+            except Exception as error:
+                raise SessionBackendError(
+                    settings.store_type, "(not created)", f"could not be set up: {error!r}"
+                ) from error
         return self._store
 
     async def start(self) -> None:

@@ -16,6 +16,7 @@ never becomes a path.
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -44,7 +45,14 @@ class FileSystemStore(Store):
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self._dir = Path(directory)
         self._locks = self._dir / ".locks"
+        with contextlib.suppress(OSError):  # reported by ping() and every operation
+            self._make_folders()
+
+    def _make_folders(self) -> None:
         self._locks.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    async def ping(self) -> None:
+        await self._run(self._make_folders)
 
     @property
     def address(self) -> str:

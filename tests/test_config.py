@@ -1,0 +1,93 @@
+"""Configuration is validated once, with errors that say what to fix."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from quart import Quart, session
+
+from quart_session import ServerSideSessionInterface, Session, SessionConfigError
+
+
+def make_app(tmp_path: Path, **config: Any) -> Quart:
+    app = Quart(__name__, instance_path=str(tmp_path / "instance"))
+    app.config.update(SECRET_KEY="s", **config)
+    return app
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"SESSION_TYPE": "rediss"}, "SESSION_TYPE 'rediss' is unknown"),
+        ({"SESSION_TYPE": 3}, "SESSION_TYPE must be str"),
+        ({"SESSION_PERMANENT": "yes"}, "SESSION_PERMANENT must be bool"),
+        ({"SESSION_ID_LENGTH": 8}, "SESSION_ID_LENGTH must be between 16 and 128"),
+        ({"SESSION_ID_LENGTH": True}, "SESSION_ID_LENGTH must be int"),
+        ({"SESSION_BACKEND_TIMEOUT": 0}, "SESSION_BACKEND_TIMEOUT must be > 0"),
+        ({"SESSION_BACKEND_TIMEOUT": "2"}, "SESSION_BACKEND_TIMEOUT must be int or float"),
+        ({"SESSION_SERIALIZER": "yaml"}, "SESSION_SERIALIZER must be"),
+        ({"SESSION_KEY_PREFIX": None}, "SESSION_KEY_PREFIX must be str"),
+        ({"SESSION_FILE_DIR": 5}, "SESSION_FILE_DIR must be a path"),
+        ({"SESSION_COOKIE_SAMESITE": "sometimes"}, "SESSION_COOKIE_SAMESITE must be"),
+        ({"PERMANENT_SESSION_LIFETIME": timedelta(0)}, "PERMANENT_SESSION_LIFETIME"),
+    ],
+)
+def test_bad_configuration_fails_at_init_with_a_clear_message(
+    tmp_path: Path, config: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(SessionConfigError, match=message):
+        Session(make_app(tmp_path, **config))
+
+
+def test_signing_without_a_secret_key_fails_at_init(tmp_path: Path) -> None:
+    app = make_app(tmp_path, SESSION_USE_SIGNER=True)
+    app.config["SECRET_KEY"] = None
+    with pytest.raises(SessionConfigError, match="SESSION_USE_SIGNER needs SECRET_KEY"):
+        Session(app)
+
+
+def test_init_app_registers_the_extension_and_interface(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    extension = Session()
+    extension.init_app(app)
+    assert app.extensions["session"] is extension
+    assert isinstance(app.session_interface, ServerSideSessionInterface)
+
+
+def test_defaults_and_old_aliases(tmp_path: Path) -> None:
+    app = make_app(tmp_path, SESSION_PROTECTION=True, SESSION_REVERSE_PROXY=True)
+    Session(app)
+    settings = app.session_interface.settings  # type: ignore[attr-defined]
+    assert settings.store_type == "filesystem"
+    assert settings.key_prefix == "session:"
+    assert settings.id_length == 32
+    assert settings.hijack_protection and settings.hijack_reverse_proxy
+    assert settings.file_dir == str(tmp_path / "instance" / "sessions")
+    trio_alias = make_app(tmp_path, SESSION_TYPE="redis+trio")
+    Session(trio_alias)
+    assert trio_alias.session_interface.settings.store_type == "redis"  # type: ignore[attr-defined]
+
+
+@pytest.mark.anyio
+async def test_store_settings_from_a_before_serving_hook_are_honoured(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    Session(app)
+    late_dir = tmp_path / "set-at-startup"
+
+    @app.before_serving
+    async def configure() -> None:
+        app.config["SESSION_FILE_DIR"] = str(late_dir)
+
+    @app.get("/")
+    async def index() -> str:
+        session["user"] = "alice"
+        return "ok"
+
+    async with app.test_app() as test_app:
+        response = await test_app.test_client().get("/")
+        assert response.status_code == 200
+    assert len([p for p in late_dir.iterdir() if p.is_file()]) == 1
+    assert not (tmp_path / "instance" / "sessions").exists()

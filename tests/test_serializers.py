@@ -1,0 +1,142 @@
+"""Every serializer round-trips the rich types through real requests."""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from markupsafe import Markup
+from quart import Quart, session
+
+from quart_session import Session
+
+from .behaviour import Browser
+
+pytestmark = pytest.mark.anyio
+
+RICH = {
+    "tuple": (1, "two", (3.0, None)),
+    "bytes": b"\x00\xffbinary",
+    "markup": Markup("<b>bold</b>"),
+    "uuid": uuid.UUID("12345678-1234-5678-1234-567812345678"),
+    "aware": datetime(2026, 11, 22, 10, 30, 15, 123456, tzinfo=UTC),
+    "naive": datetime(2026, 11, 22, 10, 30, 15, 654321),
+    "nested": {"list": [1, {"deep": (b"x",)}], " t": "a key that looks like a tag"},
+    "text": "ünïcode ✓",
+}
+
+
+def rich_app(tmp_path: Path, **config: Any) -> Quart:
+    app = Quart(__name__)
+    app.config.update(
+        SECRET_KEY="s", SESSION_TYPE="filesystem", SESSION_FILE_DIR=str(tmp_path), **config
+    )
+
+    @app.get("/write")
+    async def write() -> str:
+        session.update(RICH)
+        return "ok"
+
+    @app.get("/check")
+    async def check() -> str:
+        same = {
+            key: session.get(key) == value and type(session.get(key)) is type(value)
+            for key, value in RICH.items()
+        }
+        return json.dumps(same)
+
+    Session(app)
+    return app
+
+
+async def round_trip(app: Quart) -> dict[str, bool]:
+    browser = Browser(app)
+    await browser.text("/write")
+    return dict(json.loads(await browser.text("/check")))
+
+
+def stored_files(folder: Path) -> list[bytes]:
+    return [p.read_bytes() for p in folder.iterdir() if p.is_file()]
+
+
+@pytest.mark.parametrize("name", ["json", "msgpack", "pickle"])
+async def test_rich_types_round_trip(tmp_path: Path, name: str) -> None:
+    result = await round_trip(rich_app(tmp_path, SESSION_SERIALIZER=name))
+    assert result == dict.fromkeys(RICH, True)
+
+
+async def test_json_is_readable_json_in_the_store(tmp_path: Path) -> None:
+    await round_trip(rich_app(tmp_path))
+    (content,) = stored_files(tmp_path)
+    data = json.loads(content.partition(b"\n")[2])
+    assert data["text"] == "ünïcode ✓"
+    assert data["tuple"] == {" t": [1, "two", {" t": [3.0, None]}]}
+
+
+async def test_msgpack_is_smaller_than_json(tmp_path: Path) -> None:
+    await round_trip(rich_app(tmp_path / "json"))
+    await round_trip(rich_app(tmp_path / "msgpack", SESSION_SERIALIZER="msgpack"))
+    (json_record,) = stored_files(tmp_path / "json")
+    (msgpack_record,) = stored_files(tmp_path / "msgpack")
+    assert len(msgpack_record) < len(json_record)
+
+
+async def test_pickle_only_when_named_and_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, "quart_session"):
+        await round_trip(rich_app(tmp_path, SESSION_SERIALIZER="pickle"))
+    assert "pickle" in caplog.text
+
+
+async def test_the_seed_readme_way_to_swap_the_serializer_still_works(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = rich_app(tmp_path)
+    app.session_interface.serialize = pickle  # type: ignore[attr-defined]
+    assert await round_trip(app) == dict.fromkeys(RICH, True)
+    (content,) = stored_files(tmp_path)
+    assert pickle.loads(content.partition(b"\n")[2])["text"] == "ünïcode ✓"
+    assert "pickle" in caplog.text
+
+
+class Reversed:
+    """A user serializer: any object with dumps/loads (returning str is fine)."""
+
+    def dumps(self, obj: Any) -> str:
+        return json.dumps(obj)[::-1]
+
+    def loads(self, data: bytes) -> Any:
+        return json.loads(data.decode()[::-1])
+
+
+async def test_an_object_with_dumps_and_loads_is_a_serializer(tmp_path: Path) -> None:
+    app = Quart(__name__)
+    app.config.update(
+        SECRET_KEY="s",
+        SESSION_TYPE="filesystem",
+        SESSION_FILE_DIR=str(tmp_path),
+        SESSION_SERIALIZER=Reversed(),
+    )
+
+    @app.get("/set")
+    async def set_() -> str:
+        session["n"] = [1, 2]
+        return "ok"
+
+    @app.get("/get")
+    async def get() -> str:
+        return repr(session.get("n"))
+
+    Session(app)
+    browser = Browser(app)
+    await browser.text("/set")
+    assert await browser.text("/get") == "[1, 2]"
+    (content,) = stored_files(tmp_path)
+    assert content.endswith(b"{")  # reversed JSON: the opening brace comes last
