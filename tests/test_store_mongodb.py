@@ -1,0 +1,206 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anyio
+import pytest
+from pymongo import AsyncMongoClient
+from quart import Quart
+
+from quart_session import Session
+from quart_session.config import Settings
+from quart_session.errors import SessionBackendError, SessionConfigError
+from quart_session.stores.base import Outcome, Record
+from quart_session.stores.mongodb import MongoDBStore, from_settings
+
+from .contract import KEY, StoreContract, create
+from .mongo_servers import CommandCounter, MongoServer, mongo_server_fixture  # noqa: F401
+from .servers import free_port
+
+pytestmark = [pytest.mark.servers, pytest.mark.anyio]
+
+Document = dict[str, Any]
+
+
+@pytest.fixture
+def collection_name() -> str:
+    """A collection of its own per test: a fresh, empty store."""
+    return f"sessions_{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+async def raw(mongo_server: MongoServer) -> AsyncIterator[AsyncMongoClient[Document]]:
+    """A plain client of the test's own, to look at what the store wrote."""
+    client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_server.uri)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+def counter() -> CommandCounter:
+    return CommandCounter()
+
+
+@pytest.fixture
+async def store(
+    mongo_server: MongoServer, collection_name: str, counter: CommandCounter
+) -> AsyncIterator[MongoDBStore]:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        mongo_server.uri, event_listeners=[counter]
+    )
+    store = MongoDBStore(client, "quart_session", collection_name, owns_client=True)
+    yield store
+    await store.close()
+
+
+class TestMongoDBStore(StoreContract):
+    async def test_document_shape_and_ttl_index(
+        self, store: MongoDBStore, raw: AsyncMongoClient[Document], collection_name: str
+    ) -> None:
+        version = await create(store, payload=b"\x00\xffbytes", ttl=60)
+        sessions = raw["quart_session"][collection_name]
+        document = await sessions.find_one({"_id": KEY})
+        assert document is not None
+        assert document["data"] == b"\x00\xffbytes"
+        assert document["version"] == version
+        deadline = document["expiry"]["at"].replace(tzinfo=UTC)
+        assert timedelta(seconds=55) < deadline - datetime.now(UTC) <= timedelta(seconds=60)
+        indexes = await sessions.index_information()
+        assert any(
+            index["key"] == [("expiry.at", 1)] and index.get("expireAfterSeconds") == 0
+            for index in indexes.values()
+        )
+
+    async def test_refresh_and_touch_keep_the_deadline_a_date(
+        self, store: MongoDBStore, raw: AsyncMongoClient[Document], collection_name: str
+    ) -> None:
+        # Written by an update rather than an insert: must stay a date, or
+        # neither the TTL index nor the live-filter would ever see it.
+        await create(store, ttl=60)
+        await store.load(KEY, refresh_ttl=600)
+        sessions = raw["quart_session"][collection_name]
+        document = await sessions.find_one({"_id": KEY})
+        assert document is not None and isinstance(document["expiry"]["at"], datetime)
+        assert await store.touch(KEY, 900)
+        document = await sessions.find_one({"_id": KEY})
+        assert document is not None and isinstance(document["expiry"]["at"], datetime)
+        deadline = document["expiry"]["at"].replace(tzinfo=UTC)
+        assert deadline - datetime.now(UTC) > timedelta(seconds=800)
+
+    async def test_expired_documents_are_ignored_without_the_ttl_monitor(
+        self, store: MongoDBStore, raw: AsyncMongoClient[Document], collection_name: str
+    ) -> None:
+        # Drop the TTL index (nx-27017 would otherwise purge on every read, as
+        # MongoDB's monitor may not for a minute) and plant an expired leftover.
+        await store.ping()
+        sessions = raw["quart_session"][collection_name]
+        for name, index in (await sessions.index_information()).items():
+            if index["key"] == [("expiry.at", 1)]:
+                await sessions.drop_index(name)
+        past = {"at": datetime.now(UTC) - timedelta(seconds=5)}
+        await sessions.insert_one({"_id": KEY, "data": b"old", "version": 7, "expiry": past})
+        await sessions.insert_one({"_id": "session:b", "data": b"b", "version": 7, "expiry": past})
+
+        assert await store.load(KEY) is None
+        assert await store.load(KEY, refresh_ttl=60) is None
+        assert await store.touch(KEY, 60) is False
+        assert await store.save(KEY, b"new", 60, 7) is Outcome.GONE
+        assert await store.count("session:") == 0
+        version = await create(store, payload=b"fresh")  # the leftover does not block it
+        assert await store.load(KEY) == Record(b"fresh", version)  # type: ignore[arg-type]
+        assert await store.purge_expired() == 1
+        assert await sessions.find_one({"_id": "session:b"}) is None
+
+    async def test_count_sees_only_live_records_with_the_prefix(self, store: MongoDBStore) -> None:
+        await create(store, key="session:a")
+        await create(store, key="session:b", ttl=1)
+        await create(store, key="sessionX")
+        await create(store, key="other:c")
+        await create(store, key="a.b*c:d")  # regex characters are taken literally
+        await create(store, key="aXb*c:e")
+        assert await store.count("session:") == 2
+        assert await store.count("a.b*c") == 1
+        assert await store.count("") == 6
+        await anyio.sleep(2.1)
+        assert await store.count("session:") == 1
+
+    async def test_round_trips_per_operation(
+        self, store: MongoDBStore, counter: CommandCounter
+    ) -> None:
+        await store.ping()  # connection and TTL index set up once
+
+        async def commands(operation: Callable[[], Awaitable[object]]) -> list[str]:
+            counter.commands.clear()
+            await operation()
+            return list(counter.commands)
+
+        version = await create(store)
+        counter.commands.clear()
+        assert await commands(lambda: store.load(KEY)) == ["find"]
+        assert await commands(lambda: store.load(KEY, refresh_ttl=60)) == ["findAndModify"]
+        assert await commands(lambda: store.save("session:new", b"x", 60, None)) == ["update"]
+        assert await commands(lambda: store.save(KEY, b"x", 60, version)) == ["update"]  # type: ignore[arg-type]
+        # Only a failed compare-and-set looks again, to tell CONFLICT from GONE.
+        assert await commands(lambda: store.save(KEY, b"x", 60, version)) == ["update", "find"]  # type: ignore[arg-type]
+        assert await commands(lambda: store.save("session:new", b"x", 60, None)) == ["update"]
+        assert await commands(lambda: store.touch(KEY, 60)) == ["update"]
+        assert await commands(lambda: store.delete(KEY)) == ["delete"]
+
+    async def test_ping_fails_quickly_on_a_closed_port(self) -> None:
+        port = free_port()
+        store = from_settings(settings(SESSION_MONGODB_URI=f"mongodb://u:secret@127.0.0.1:{port}"))
+        assert store.address == f"127.0.0.1:{port}/quart_session.sessions"
+        with anyio.fail_after(5), pytest.raises(ConnectionError, match=r"Connect call failed"):
+            await store.ping()
+        await store.close()
+
+
+def settings(**config: Any) -> Settings:
+    app = Quart(__name__)
+    app.config.update(SESSION_TYPE="mongodb", **config)
+    return Settings.from_app(app)
+
+
+async def test_unreachable_at_startup_names_the_store_and_address() -> None:
+    port = free_port()
+    app = Quart(__name__)
+    app.config.update(SESSION_TYPE="mongodb", SESSION_URI=f"mongodb://127.0.0.1:{port}")
+    Session(app)
+    with anyio.fail_after(5), pytest.raises(SessionBackendError) as failure:
+        await app.startup()
+    await app.session_interface.close()  # type: ignore[attr-defined]
+    message = str(failure.value)
+    assert f"'mongodb' at 127.0.0.1:{port}/quart_session.sessions" in message
+    assert "Topology Description" not in message
+
+
+async def test_settings_pick_database_and_collection(
+    mongo_server: MongoServer, raw: AsyncMongoClient[Document], collection_name: str
+) -> None:
+    store = from_settings(
+        settings(
+            SESSION_MONGODB_URI=mongo_server.uri,
+            SESSION_MONGODB_DB="other_db",
+            SESSION_MONGODB_COLLECTION=collection_name,
+        )
+    )
+    await create(store)
+    await store.close()
+    assert await raw["other_db"][collection_name].count_documents({"_id": KEY}) == 1
+
+
+async def test_a_client_handed_in_is_used_and_left_open(
+    raw: AsyncMongoClient[Document], collection_name: str
+) -> None:
+    store = from_settings(settings(SESSION_MONGODB=raw, SESSION_MONGODB_COLLECTION=collection_name))
+    version = await create(store)
+    await store.close()
+    assert await store.load(KEY) == Record(b"one", version)  # type: ignore[arg-type]
+
+
+def test_a_client_of_another_driver_is_refused() -> None:
+    with pytest.raises(SessionConfigError, match="AsyncMongoClient"):
+        from_settings(settings(SESSION_MONGODB=object()))
