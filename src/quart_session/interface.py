@@ -308,8 +308,12 @@ class ServerSideSessionInterface(SessionInterface):
             return
         if session.accessed:
             response.vary.add("Cookie")
-        file_response = not self.settings.static_file and isinstance(
-            response.response, (response.file_body_class, response.io_body_class)
+        # An HTTPException (a 404) answers with a plain Werkzeug response,
+        # which has no file body classes.
+        file_response = (
+            not self.settings.static_file
+            and isinstance(response, Response)
+            and isinstance(response.response, (response.file_body_class, response.io_body_class))
         )
         try:
             action = await self._store_changes(session, file_response)
