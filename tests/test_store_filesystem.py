@@ -48,13 +48,13 @@ asyncio.run(main(sys.argv[1], int(sys.argv[2])))
 def test_worker_processes_sharing_the_folder_lose_no_update(tmp_path: Path) -> None:
     folder = tmp_path / "shared"
     store = FileSystemStore(folder)
-    asyncio.run(store.save("session:counter", b"0", 60, None))  # type: ignore[arg-type]
+    asyncio.run(store.save("session:counter", b"0", 60, None))
     workers, times = 4, 50
     processes = [
         subprocess.Popen([sys.executable, "-c", INCREMENTER, str(folder), str(times)])
         for _ in range(workers)
     ]
     assert [p.wait(timeout=120) for p in processes] == [0] * workers
-    record = asyncio.run(store.load("session:counter"))  # type: ignore[arg-type]
+    record = asyncio.run(store.load("session:counter"))
     assert record is not None
     assert int(record.payload) == workers * times
