@@ -1,0 +1,261 @@
+"""A store in a SQL table, through SQLAlchemy's asyncio engine (asyncio only).
+
+Every operation is one statement run in autocommit mode: a single statement is
+atomic on its own, and no BEGIN/COMMIT round trips are spent around it.
+
+* load: ``SELECT``; with sliding expiry ``UPDATE ... SET expiry RETURNING data,
+  version`` where the dialect has UPDATE ... RETURNING (PostgreSQL, SQLite >=
+  3.35), else an ``UPDATE`` then a ``SELECT`` (MySQL, MariaDB);
+* create: ``INSERT``; a taken id is a conflict, unless its row has expired;
+* save: ``UPDATE ... WHERE id = :id AND version = :v`` on live rows; only when
+  no row matched does a ``SELECT`` tell a conflict from a deleted record.
+
+Expired rows are never read and are removed by ``purge_expired``. Versions are
+random, so a record deleted and created again never repeats an old version.
+Expiry times are naive UTC datetimes, which every dialect stores alike.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import anyio
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.mysql import LONGBLOB
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, InvalidRequestError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from ..errors import SessionConfigError
+from .base import Outcome, Record, SaveResult, Store, Version
+
+if TYPE_CHECKING:
+    from ..config import Settings
+
+MAX_ID_LENGTH = 255
+"""Fits a primary key on every common database (MySQL's included)."""
+_HEAD_LENGTH = MAX_ID_LENGTH - 44  # room for "~" and a 43-character SHA-256
+
+
+def row_id(key: str) -> str:
+    """*key* as a row id: unchanged when shorter than 255 characters, else its
+    first 211 characters, "~" and its hash. Ids of exactly 255 characters are
+    always hashed ones, so a kept key never equals a hashed one."""
+    if len(key) < MAX_ID_LENGTH:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+    return f"{key[:_HEAD_LENGTH]}~{base64.urlsafe_b64encode(digest).rstrip(b'=').decode()}"
+
+
+def session_table(name: str) -> Table:
+    return Table(
+        name,
+        MetaData(),
+        Column("id", String(MAX_ID_LENGTH), primary_key=True),
+        # MySQL's BLOB stops at 64 KiB.
+        Column("data", LargeBinary().with_variant(LONGBLOB(), "mysql", "mariadb"), nullable=False),
+        Column("version", BigInteger, nullable=False),
+        Column("expiry", DateTime, nullable=False, index=True),
+    )
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class SQLAlchemyStore(Store):
+    name = "sqlalchemy"
+
+    def __init__(
+        self, engine: AsyncEngine, table: str = "sessions", *, owns_engine: bool = False
+    ) -> None:
+        self._engine = engine
+        self._table = session_table(table)
+        self._owns_engine = owns_engine
+        self._table_ready = False
+        self._table_lock = anyio.Lock()
+
+    @classmethod
+    def from_url(cls, url: str | URL, table: str = "sessions") -> SQLAlchemyStore:
+        """A store with its own engine; ``close`` disposes of it."""
+        return cls(create_async_engine(url), table, owns_engine=True)
+
+    @property
+    def address(self) -> str:
+        return self._engine.url.render_as_string(hide_password=True)
+
+    async def _create_table(self) -> None:
+        async with self._table_lock:
+            if self._table_ready:
+                return
+            try:
+                await self._create_table_if_missing()
+            except DBAPIError:
+                # Another process may have created it between our check and our
+                # CREATE TABLE: checking again finds it (or raises the real error).
+                await self._create_table_if_missing()
+            self._table_ready = True
+
+    async def _create_table_if_missing(self) -> None:
+        async with self._engine.begin() as conn:
+            await conn.run_sync(self._table.create, checkfirst=True)
+
+    @asynccontextmanager
+    async def _connect(self) -> AsyncIterator[AsyncConnection]:
+        if not self._table_ready:
+            await self._create_table()
+        async with self._engine.connect() as conn:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
+        table = self._table
+        now = utcnow()
+        live = (table.c.id == row_id(key)) & (table.c.expiry > now)
+        read = select(table.c.data, table.c.version).where(live)
+        async with self._connect() as conn:
+            if refresh_ttl is None:
+                row = (await conn.execute(read)).first()
+            else:
+                refresh = (
+                    update(table).where(live).values(expiry=now + timedelta(seconds=refresh_ttl))
+                )
+                if self._engine.dialect.update_returning:
+                    row = (await conn.execute(refresh.returning(*read.selected_columns))).first()
+                elif (await conn.execute(refresh)).rowcount:
+                    row = (await conn.execute(read)).first()
+                else:
+                    row = None
+        return None if row is None else Record(bytes(row.data), row.version)
+
+    async def save(
+        self, key: str, payload: bytes, ttl: int, expected: Version | None
+    ) -> SaveResult:
+        table = self._table
+        now = utcnow()
+        version = secrets.randbits(63)
+        id_ = row_id(key)
+        values = {"data": payload, "version": version, "expiry": now + timedelta(seconds=ttl)}
+        async with self._connect() as conn:
+            if expected is None:
+                created = await self._insert(conn, {"id": id_, **values}, now)
+                return version if created else Outcome.CONFLICT
+            same_row = table.c.id == id_
+            written = await conn.execute(
+                update(table)
+                .where(same_row, table.c.version == int(expected), table.c.expiry > now)
+                .values(values)
+            )
+            if written.rowcount == 1:
+                return version
+            live = await conn.scalar(select(table.c.version).where(same_row, table.c.expiry > now))
+        return Outcome.GONE if live is None else Outcome.CONFLICT
+
+    async def _insert(
+        self, conn: AsyncConnection, values: dict[str, object], now: datetime
+    ) -> bool:
+        """Insert a new row; False if a live row holds the id (races included)."""
+        table = self._table
+        try:
+            await conn.execute(insert(table).values(values))
+            return True
+        except IntegrityError:
+            pass
+        # The id is taken, by a live row (a conflict) or by an expired one, which gives way.
+        purged = await conn.execute(
+            delete(table).where(table.c.id == values["id"], table.c.expiry <= now)
+        )
+        if purged.rowcount == 0:
+            return False
+        try:
+            await conn.execute(insert(table).values(values))
+        except IntegrityError:
+            return False
+        return True
+
+    async def delete(self, key: str) -> None:
+        async with self._connect() as conn:
+            await conn.execute(delete(self._table).where(self._table.c.id == row_id(key)))
+
+    async def touch(self, key: str, ttl: int) -> bool:
+        table = self._table
+        now = utcnow()
+        async with self._connect() as conn:
+            touched = await conn.execute(
+                update(table)
+                .where(table.c.id == row_id(key), table.c.expiry > now)
+                .values(expiry=now + timedelta(seconds=ttl))
+            )
+        return touched.rowcount == 1
+
+    async def purge_expired(self) -> int:
+        async with self._connect() as conn:
+            purged = await conn.execute(delete(self._table).where(self._table.c.expiry <= utcnow()))
+        return purged.rowcount
+
+    async def count(self, prefix: str) -> int:
+        """Live records whose key starts with *prefix* (exact for prefixes of up
+        to 211 characters: longer keys are stored hashed after those)."""
+        table = self._table
+        # substr, not LIKE: LIKE ignores case on SQLite and treats % and _ as wildcards.
+        starts = func.substr(table.c.id, 1, len(prefix)) == prefix
+        async with self._connect() as conn:
+            total = await conn.scalar(
+                select(func.count()).select_from(table).where(starts, table.c.expiry > utcnow())
+            )
+        return int(total or 0)
+
+    async def close(self) -> None:
+        if self._owns_engine:
+            await self._engine.dispose()
+
+
+def from_settings(settings: Settings) -> SQLAlchemyStore:
+    raw = settings.raw
+    table = raw["SESSION_SQLALCHEMY_TABLE"]
+    if not isinstance(table, str) or not table:
+        raise SessionConfigError(f"SESSION_SQLALCHEMY_TABLE must be a table name, not {table!r}")
+    engine = raw["SESSION_SQLALCHEMY"]
+    if engine is not None:
+        if not isinstance(engine, AsyncEngine):
+            raise SessionConfigError(
+                "SESSION_SQLALCHEMY must be an AsyncEngine (sqlalchemy.ext.asyncio."
+                f"create_async_engine), not {type(engine).__name__}"
+            )
+        return SQLAlchemyStore(engine, table)
+    url = raw["SESSION_SQLALCHEMY_URI"] or raw["SESSION_URI"]
+    if url is None:
+        raise SessionConfigError(
+            "SESSION_TYPE 'sqlalchemy' needs SESSION_SQLALCHEMY (an AsyncEngine) "
+            "or SESSION_SQLALCHEMY_URI"
+        )
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        # The message would repeat the URL, password included.
+        raise SessionConfigError("SESSION_SQLALCHEMY_URI is not a SQLAlchemy URL") from None
+    try:
+        return SQLAlchemyStore.from_url(parsed, table)
+    except (ArgumentError, InvalidRequestError, ImportError) as error:
+        raise SessionConfigError(
+            f"SESSION_SQLALCHEMY_URI {parsed.render_as_string()} cannot be used: {error} "
+            "(it needs an asyncio driver, e.g. postgresql+asyncpg:// or sqlite+aiosqlite://)"
+        ) from error
