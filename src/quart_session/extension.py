@@ -8,6 +8,7 @@ from collections.abc import AsyncGenerator
 from quart import Quart, Response
 from quart.globals import _cv_websocket
 
+from .cli import session_cli
 from .config import Settings
 from .errors import SessionBackendError
 from .interface import ServerSideSessionInterface
@@ -53,6 +54,7 @@ class Session:
         if SessionBackendError not in handlers:
             app.register_error_handler(SessionBackendError, store_unavailable)
         app.teardown_websocket(_save_websocket_session)
+        app.cli.add_command(session_cli)  # quart session cleanup|count|show|delete
         # while_serving starts after every before_serving hook, so a client the
         # app puts in app.config from one of those is what the store uses.
 

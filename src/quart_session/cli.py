@@ -1,0 +1,146 @@
+"""``quart session ...``: inspect and clean up stored sessions from the shell.
+
+Each command runs the app's ``before_serving`` hooks, opens the store, does its
+one job and closes the store again (then runs ``after_serving``): a client an
+app puts in ``app.config`` from a ``before_serving`` hook is the one used.
+(``while_serving`` generators run once per app, so they are left to servers.)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+
+import anyio
+import click
+from quart.cli import AppGroup, ScriptInfo
+
+from .errors import SessionBackendError
+from .interface import ServerSideSessionInterface
+from .stores.base import Store
+
+session_cli = AppGroup("session", help="Inspect and clean up server-side sessions.")
+
+Operation = Callable[[ServerSideSessionInterface], Awaitable[str]]
+
+
+def _run(operation: Operation) -> None:
+    """Run *operation* against the app's session store and print its result."""
+    app = click.get_current_context().ensure_object(ScriptInfo).load_app()
+    interface = app.session_interface
+    if not isinstance(interface, ServerSideSessionInterface):
+        raise click.ClickException("this app does not use quart_session: call Session(app)")
+
+    async def serving() -> str:
+        async with app.app_context():
+            for setup in app.before_serving_funcs:
+                await app.ensure_async(setup)()
+            await interface.start()
+            try:
+                return await operation(interface)
+            finally:
+                await interface.close()
+                for teardown in app.after_serving_funcs:
+                    await app.ensure_async(teardown)()
+
+    on_trio = any(cls.__module__.startswith("quart_trio") for cls in type(app).__mro__)
+    try:
+        message = anyio.run(serving, backend="trio" if on_trio else "asyncio")
+    except SessionBackendError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(message)
+
+
+def _sessions(number: int) -> str:
+    return f"{number} session" if number == 1 else f"{number} sessions"
+
+
+def _where(store: Store) -> str:
+    return f"the {store.name} store at {store.address}"
+
+
+def _session_id(interface: ServerSideSessionInterface, value: str) -> str:
+    """The id in *value*: a bare id, or a cookie value (signed when signing is on)."""
+    if interface.ids.is_valid(value):
+        return value
+    sid = interface.ids.from_cookie(value)
+    if sid is None:
+        raise click.BadParameter(
+            "not a session id of this app (wrong length, characters or signature)",
+            param_hint="ID",
+        )
+    return sid
+
+
+@session_cli.command("cleanup")
+def cleanup() -> None:
+    """Delete expired sessions; print how many.
+
+    Stores with native expiry (Redis, memcached, MongoDB, DynamoDB) have nothing
+    to do; run it from cron for the filesystem and SQL stores.
+    """
+
+    async def purge(interface: ServerSideSessionInterface) -> str:
+        store = interface.store
+        if type(store).purge_expired is Store.purge_expired:
+            return f"Nothing to purge: {_where(store)} expires sessions by itself."
+        purged = await interface._call(store.purge_expired)
+        return f"Purged {_sessions(purged)} (expired) from {_where(store)}."
+
+    _run(purge)
+
+
+@session_cli.command("count")
+def count() -> None:
+    """Print how many live sessions the store holds."""
+
+    async def count_live(interface: ServerSideSessionInterface) -> str:
+        store = interface.store
+        try:
+            live = await interface._call(store.count, interface.settings.key_prefix)
+        except SessionBackendError as error:
+            if isinstance(error.__cause__, NotImplementedError):
+                raise click.ClickException(
+                    f"{_where(store)} cannot count its sessions "
+                    "(the backend offers no way to list its keys)."
+                ) from None
+            raise
+        return f"{_sessions(live)} live in {_where(store)}."
+
+    _run(count_live)
+
+
+@session_cli.command("show")
+@click.argument("session_id", metavar="ID")
+def show(session_id: str) -> None:
+    """Print the data of session ID as JSON."""
+
+    async def show_data(interface: ServerSideSessionInterface) -> str:
+        sid = _session_id(interface, session_id)
+        record = await interface._call(interface.store.load, interface._key(sid))
+        if record is None:
+            raise click.ClickException(f"no live session {sid} in {_where(interface.store)}")
+        try:
+            data, _ = interface._decode(record.payload)
+        except ValueError as error:
+            raise click.ClickException(f"session {sid} cannot be read: {error}") from None
+        # Types JSON lacks (datetime, UUID, bytes...) are shown as text.
+        return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+    _run(show_data)
+
+
+@session_cli.command("delete")
+@click.argument("session_id", metavar="ID")
+def delete(session_id: str) -> None:
+    """Delete session ID (its user is logged out)."""
+
+    async def delete_record(interface: ServerSideSessionInterface) -> str:
+        sid = _session_id(interface, session_id)
+        store, key = interface.store, interface._key(sid)
+        if await interface._call(store.load, key) is None:
+            raise click.ClickException(f"no live session {sid} in {_where(store)}")
+        await interface._call(store.delete, key)
+        return f"Deleted session {sid} from {_where(store)}."
+
+    _run(delete_record)

@@ -1,0 +1,280 @@
+"""``quart session cleanup|count|show|delete`` through click's runner, on the
+filesystem and memory stores (and memcached, which cannot count)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from http.cookies import SimpleCookie
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import pytest
+from click.testing import Result
+from quart import Quart, jsonify, request, session
+from quart.typing import ResponseReturnValue
+from quart_trio import QuartTrio
+
+from quart_session import ServerSideSessionInterface, Session
+from quart_session.cli import session_cli
+from quart_session.stores.base import Store
+
+from .memcached_servers import MemcachedServer, memcached_server_fixture  # noqa: F401
+from .servers import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+PREFIX = "session:"
+_T = TypeVar("_T")
+
+
+def make_app(folder: Path, store_type: str, app_class: type[Quart] = Quart, **config: Any) -> Quart:
+    app = app_class(__name__)
+    app.config.update(
+        SECRET_KEY="cli-test-secret", SESSION_TYPE=store_type, SESSION_FILE_DIR=str(folder)
+    )
+    app.config.update(config)
+    Session(app)
+
+    @app.post("/")
+    async def write() -> ResponseReturnValue:
+        session.update(await request.get_json())
+        return ""
+
+    @app.get("/")
+    async def read() -> ResponseReturnValue:
+        return jsonify(dict(session))
+
+    return app
+
+
+@pytest.fixture(params=["filesystem", "memory"])
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Quart:
+    return make_app(tmp_path / "sessions", request.param)
+
+
+def run(app: Quart, func: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+    backend = "trio" if isinstance(app, QuartTrio) else "asyncio"
+    return anyio.run(func, backend=backend)
+
+
+def create_session(app: Quart, *, close_store: bool = False, **data: Any) -> str:
+    """Store a session holding *data* through a request; its cookie value.
+
+    A networked store's client belongs to the request's event loop: with
+    *close_store* it is closed there, as a server does at shutdown, so that a
+    command later opens its own.
+    """
+
+    async def post() -> str:
+        response = await app.test_client().post("/", json=data)
+        if close_store:
+            await interface_of(app).close()
+        cookie = SimpleCookie(response.headers["Set-Cookie"])
+        return cookie[app.config["SESSION_COOKIE_NAME"]].value
+
+    return run(app, post)
+
+
+def read_session(app: Quart, cookie: str) -> dict[str, Any]:
+    """The session data a request with *cookie* sees."""
+
+    async def get() -> dict[str, Any]:
+        client = app.test_client()
+        name = app.config["SESSION_COOKIE_NAME"]
+        response = await client.get("/", headers={"Cookie": f"{name}={cookie}"})
+        data: dict[str, Any] = await response.get_json()
+        return data
+
+    return run(app, get)
+
+
+def interface_of(app: Quart) -> ServerSideSessionInterface:
+    interface = app.session_interface
+    assert isinstance(interface, ServerSideSessionInterface)
+    return interface
+
+
+def store_of(app: Quart) -> Store:
+    """The store the app's requests use (the CLI closes the app's reference
+    when it is done; this one stays usable to check what is left)."""
+    return interface_of(app).store
+
+
+def where(store: Store) -> str:
+    return f"the {store.name} store at {store.address}"
+
+
+def quart_session(app: Quart, *args: str) -> Result:
+    result: Result = app.test_cli_runner().invoke(args=["session", *args])
+    return result
+
+
+def test_count_counts_live_sessions(app: Quart) -> None:
+    store = store_of(app)
+    result = quart_session(app, "count")
+    assert (result.exit_code, result.output) == (0, f"0 sessions live in {where(store)}.\n")
+
+    create_session(app, user="alice")
+    create_session(app, user="bob")
+    result = quart_session(app, "count")
+    assert (result.exit_code, result.output) == (0, f"2 sessions live in {where(store)}.\n")
+
+
+def test_show_prints_the_decoded_data_as_json(app: Quart) -> None:
+    cookie = create_session(app, user="alice", cart={"tea": 2}, tags=["a", "b"])
+    result = quart_session(app, "show", cookie)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {"user": "alice", "cart": {"tea": 2}, "tags": ["a", "b"]}
+
+
+def test_show_prints_types_json_lacks_as_text(tmp_path: Path) -> None:
+    app = make_app(tmp_path, "filesystem")
+
+    @app.post("/when")
+    async def when() -> ResponseReturnValue:
+        session["seen"] = datetime(2025, 1, 2, 3, 4, 5)
+        return ""
+
+    async def post() -> str:
+        response = await app.test_client().post("/when")
+        return SimpleCookie(response.headers["Set-Cookie"])["session"].value
+
+    result = quart_session(app, "show", run(app, post))
+    assert json.loads(result.output) == {"seen": "2025-01-02 03:04:05"}
+
+
+def test_show_and_delete_accept_a_signed_cookie_value_or_the_bare_id(tmp_path: Path) -> None:
+    app = make_app(tmp_path, "filesystem", SESSION_USE_SIGNER=True)
+    cookie = create_session(app, user="alice")
+    bare_id = cookie.split(".")[0]
+    assert cookie != bare_id
+
+    for value in (cookie, bare_id):
+        result = quart_session(app, "show", value)
+        assert (result.exit_code, json.loads(result.output)) == (0, {"user": "alice"})
+    tampered = bare_id + ".AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    assert quart_session(app, "show", tampered).exit_code == 2
+    assert quart_session(app, "delete", cookie).exit_code == 0
+    assert read_session(app, cookie) == {}
+
+
+def test_show_of_an_unknown_session_fails(app: Quart) -> None:
+    unknown = "A" * 43
+    result = quart_session(app, "show", unknown)
+    assert result.exit_code == 1
+    assert f"no live session {unknown}" in result.output
+
+
+def test_malformed_id_is_rejected_before_the_store(app: Quart) -> None:
+    for command in ("show", "delete"):
+        result = quart_session(app, command, "../../etc/passwd")
+        assert result.exit_code == 2
+        assert "not a session id of this app" in result.output
+
+
+def test_delete_logs_the_user_out(app: Quart) -> None:
+    alice = create_session(app, user="alice")
+    bob = create_session(app, user="bob")
+    store = store_of(app)
+    result = quart_session(app, "delete", alice)
+    assert result.exit_code == 0
+    assert result.output == f"Deleted session {alice} from {where(store)}.\n"
+    assert run(app, lambda: store.load(PREFIX + alice)) is None
+    assert run(app, lambda: store.load(PREFIX + bob)) is not None
+
+    result = quart_session(app, "delete", alice)
+    assert result.exit_code == 1
+    assert f"no live session {alice}" in result.output
+
+
+def test_a_deleted_session_is_gone_for_its_browser(tmp_path: Path) -> None:
+    app = make_app(tmp_path, "filesystem")
+    alice = create_session(app, user="alice")
+    assert quart_session(app, "delete", alice).exit_code == 0
+    assert read_session(app, alice) == {}
+
+
+def test_cleanup_purges_expired_sessions_only(app: Quart) -> None:
+    cookies = [create_session(app, n=n) for n in range(3)]
+    store = store_of(app)
+    for cookie in cookies[:2]:
+        assert run(app, lambda cookie=cookie: store.touch(PREFIX + cookie, 1))  # type: ignore[misc]
+    time.sleep(1.1)
+
+    result = quart_session(app, "cleanup")
+    assert result.exit_code == 0
+    assert result.output == f"Purged 2 sessions (expired) from {where(store)}.\n"
+    assert run(app, lambda: store.count(PREFIX)) == 1
+    assert run(app, lambda: store.load(PREFIX + cookies[2])) is not None
+
+
+def test_commands_work_on_a_trio_app(tmp_path: Path) -> None:
+    app = make_app(tmp_path, "filesystem", app_class=QuartTrio)
+    cookie = create_session(app, user="alice")
+    assert quart_session(app, "count").output.startswith("1 session live")
+    assert json.loads(quart_session(app, "show", cookie).output) == {"user": "alice"}
+
+
+def test_memcached_cannot_count_and_expires_by_itself(
+    tmp_path: Path, memcached_server: MemcachedServer
+) -> None:
+    app = make_app(
+        tmp_path,
+        "memcached",
+        SESSION_MEMCACHED_HOST=memcached_server.host,
+        SESSION_MEMCACHED_PORT=memcached_server.port,
+    )
+    address = f"{memcached_server.host}:{memcached_server.port}"
+
+    result = quart_session(app, "count")
+    assert result.exit_code == 1
+    assert f"the memcached store at {address} cannot count its sessions" in result.output
+    result = quart_session(app, "cleanup")
+    assert (result.exit_code, result.output) == (
+        0,
+        f"Nothing to purge: the memcached store at {address} expires sessions by itself.\n",
+    )
+    cookie = create_session(app, close_store=True, user="alice")
+    assert json.loads(quart_session(app, "show", cookie).output) == {"user": "alice"}
+
+
+def test_a_store_that_is_down_gives_a_clear_error(tmp_path: Path) -> None:
+    port = free_port()
+    app = make_app(tmp_path, "memcached", SESSION_MEMCACHED_PORT=port)
+    result = quart_session(app, "count")
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: session store 'memcached' at 127.0.0.1:{port}: ")
+
+
+def test_an_app_without_quart_session_is_told_so(tmp_path: Path) -> None:
+    app = Quart(__name__)
+    result = app.test_cli_runner().invoke(session_cli, ["count"])
+    assert result.exit_code == 1
+    assert "this app does not use quart_session" in result.output
+
+
+def test_the_quart_command_line_reaches_the_demo(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "QUART_APP": "examples.demo.app:create_app",
+        "SESSION_FILE_DIR": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "quart", "session", "count"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (
+        0,
+        f"0 sessions live in the filesystem store at {tmp_path}.\n",
+    ), done.stderr
