@@ -1,0 +1,37 @@
+"""The behaviour suite on a real memcached."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiomcache
+import pytest
+
+from quart_session.stores.memcached import memcached_key
+
+from .behaviour import ReadRaw, SessionBehaviour
+from .memcached_servers import MemcachedServer, memcached_server_fixture  # noqa: F401
+
+pytestmark = pytest.mark.servers
+
+
+class TestMemcachedBehaviour(SessionBehaviour):
+    @pytest.fixture
+    async def client(self, memcached_server: MemcachedServer) -> AsyncIterator[aiomcache.Client]:
+        client = aiomcache.Client(memcached_server.host, memcached_server.port)
+        await client.flush_all()
+        yield client
+        await client.close()
+
+    @pytest.fixture
+    def store_config(self, client: aiomcache.Client) -> dict[str, Any]:
+        # A client handed in, so the test closes it: the apps here never shut down.
+        return {"SESSION_TYPE": "memcached", "SESSION_MEMCACHED": client}
+
+    @pytest.fixture
+    def read_raw(self, client: aiomcache.Client) -> ReadRaw:
+        async def read(key: str) -> bytes | None:
+            return await client.get(memcached_key(key))
+
+        return read
