@@ -19,7 +19,7 @@ import anyio
 import sniffio
 from blinker import Signal
 from quart import Quart, Response, has_websocket_context
-from quart.sessions import SessionInterface
+from quart.sessions import SessionInterface, SessionMixin
 from quart.wrappers import BaseRequestWebsocket
 
 from . import signals
@@ -377,9 +377,17 @@ class ServerSideSessionInterface(SessionInterface):
                 "cannot set a cookie. Create the session in an HTTP request first."
             )
 
-    async def save_now(self, session: ServerSideSession) -> None:
-        """Persist *session* now, e.g. in the middle of a websocket connection."""
-        await self._store_changes(session, file_response=False, can_create=False)
+    async def save_now(self, session: SessionMixin) -> None:
+        """Persist *session* now, e.g. in the middle of a websocket connection.
+
+        ``quart.session`` itself may be passed: the proxy is unwrapped, since a
+        merged save replaces the contents of the session object underneath.
+        """
+        unwrap = getattr(session, "_get_current_object", None)
+        target = unwrap() if unwrap is not None else session
+        if not isinstance(target, ServerSideSession):
+            raise TypeError(f"save_now() needs a quart_session session, not {target!r}")
+        await self._store_changes(target, file_response=False, can_create=False)
 
     async def _store_changes(
         self,
