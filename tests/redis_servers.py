@@ -1,7 +1,7 @@
 """Real Redis for tests: a standalone server, a 3-master cluster, and a master +
 replica watched by a Sentinel. Session-scoped, on free 127.0.0.1 ports in temp
-dirs, stopped after. A test module imports the fixture functions it uses; the
-fixtures are named ``redis_standalone``, ``redis_cluster``, ``redis_sentinel``.
+dirs, stopped after. A test module imports ``redis_standalone_fixture`` (etc.)
+to use the ``redis_standalone``, ``redis_cluster`` and ``redis_sentinel`` fixtures.
 
 Also ``CommandCounter``: round trips measured as ``INFO commandstats`` deltas.
 Commands a Lua script runs inside the server count there too (a save shows
@@ -42,7 +42,9 @@ def info(port: int, section: str) -> dict[str, object]:
 
 
 @contextmanager
-def redis_server(tmp: Path, *options: str, unix_socket: bool = False) -> Iterator[int]:
+def redis_server(
+    tmp: Path, *options: str, unix_socket: bool = False
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """A redis-server on a free port (and a unix socket ``redis.sock`` in its dir)."""
     binary = need_binary("redis-server", "redis-server")
     port = free_port()
@@ -52,14 +54,15 @@ def redis_server(tmp: Path, *options: str, unix_socket: bool = False) -> Iterato
     argv += ["--save", "", "--appendonly", "no"]
     if unix_socket:
         argv += ["--unixsocket", str(folder / "redis.sock"), "--unixsocketperm", "700"]
-    with running([*argv, *options], port, folder / "log"):
-        yield port
+    with running([*argv, *options], port, folder / "log") as process:
+        yield port, process
 
 
 @dataclass(frozen=True)
 class Standalone:
     port: int
     socket: Path
+    process: subprocess.Popen[bytes]
 
     @property
     def url(self) -> str:
@@ -78,14 +81,14 @@ class SentinelSetup:
 
 
 @pytest.fixture(scope="session", name="redis_standalone")
-def standalone_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Standalone]:
+def redis_standalone_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Standalone]:
     tmp = tmp_path_factory.mktemp("redis")
-    with redis_server(tmp, unix_socket=True) as port:
-        yield Standalone(port, tmp / f"redis-{port}" / "redis.sock")
+    with redis_server(tmp, unix_socket=True) as (port, process):
+        yield Standalone(port, tmp / f"redis-{port}" / "redis.sock", process)
 
 
 @pytest.fixture(scope="session", name="redis_cluster")
-def cluster_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def redis_cluster_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Three masters, no replicas, every slot assigned."""
     tmp = tmp_path_factory.mktemp("cluster")
     cli = need_binary("redis-cli", "redis-tools")
@@ -93,7 +96,7 @@ def cluster_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluste
     with ExitStack() as stack:
         # An explicit bus port: the default (port + 10000) fails above 55535.
         ports = tuple(
-            stack.enter_context(redis_server(tmp, *node, "--cluster-port", str(free_port())))
+            stack.enter_context(redis_server(tmp, *node, "--cluster-port", str(free_port())))[0]
             for _ in range(3)
         )
         nodes = [f"127.0.0.1:{port}" for port in ports]
@@ -115,13 +118,13 @@ def cluster_ready(port: int) -> bool:
 
 
 @pytest.fixture(scope="session", name="redis_sentinel")
-def sentinel_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelSetup]:
+def redis_sentinel_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelSetup]:
     """A master, its replica, and one Sentinel (quorum 1) watching them."""
     tmp = tmp_path_factory.mktemp("sentinel")
     binary = need_binary("redis-sentinel", "redis-sentinel")
     with ExitStack() as stack:
-        master = stack.enter_context(redis_server(tmp))
-        replica = stack.enter_context(redis_server(tmp, "--replicaof", "127.0.0.1", str(master)))
+        master, _ = stack.enter_context(redis_server(tmp))
+        replica, _ = stack.enter_context(redis_server(tmp, "--replicaof", "127.0.0.1", str(master)))
         wait_for(
             lambda: info(replica, "replication").get("master_link_status") == "up",
             "the replica to sync",

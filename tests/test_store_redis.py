@@ -24,13 +24,15 @@ from .redis_servers import (  # noqa: F401 - fixtures
     Cluster,
     SentinelSetup,
     Standalone,
-    cluster_servers,
     flush,
+    redis_cluster_fixture,
+    redis_sentinel_fixture,
+    redis_standalone_fixture,
     sentinel_master_port,
-    sentinel_servers,
-    standalone_server,
     wait_for,
 )
+
+pytestmark = pytest.mark.servers
 
 
 def settings_for(**config: Any) -> Settings:

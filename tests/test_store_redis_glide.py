@@ -26,11 +26,13 @@ from .contract import StoreContract
 from .redis_servers import (  # noqa: F401 - fixtures
     Cluster,
     Standalone,
-    cluster_servers,
     flush,
-    standalone_server,
+    redis_cluster_fixture,
+    redis_standalone_fixture,
 )
 from .test_store_redis import settings_for
+
+pytestmark = pytest.mark.servers
 
 
 def store_for(**config: Any) -> RedisStore:

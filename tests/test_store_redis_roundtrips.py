@@ -29,11 +29,13 @@ from .redis_servers import (  # noqa: F401 - fixtures
     Cluster,
     CommandCounter,
     Standalone,
-    cluster_servers,
     flush,
-    standalone_server,
+    redis_cluster_fixture,
+    redis_standalone_fixture,
 )
 from .test_store_redis import store_for
+
+pytestmark = pytest.mark.servers
 
 KEY = "session:counted"
 SAVE = Counter({"evalsha": 1, "getrange": 1, "set": 1})
