@@ -151,16 +151,15 @@ def _add_counter(app: Quart) -> None:
 
     @app.websocket("/ws/counter")
     async def counter_socket() -> None:
-        current = _session()
         await websocket.accept()
-        if current.sid is None:
+        if _session().new:
             await websocket.close(1008, "no session: open /counter over HTTP first")
             return
-        await websocket.send(str(current.get("counter", 0)))
+        await websocket.send(str(session.get("counter", 0)))
         while True:
             if await websocket.receive() != "increment":
                 continue
-            current["counter"] = current.get("counter", 0) + 1
+            session["counter"] = session.get("counter", 0) + 1
             # Saved now, not only when the connection ends: a reload sees it.
-            await _interface().save_now(current)
-            await websocket.send(str(current["counter"]))
+            await _interface().save_now(session)
+            await websocket.send(str(session["counter"]))
