@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator
+from typing import Any, cast
 
-from quart import Quart, Response
-from quart.globals import _cv_websocket
+from quart import Quart, Response, current_app
+from quart import session as current_session
 
 from .cli import session_cli
 from .config import Settings
@@ -68,8 +69,9 @@ class Session:
 async def _save_websocket_session(exc: BaseException | None) -> None:
     """Save changes made in a websocket handler that ended without Quart's
     post-processing, e.g. cancelled because the client disconnected."""
-    context = _cv_websocket.get()
-    session = context.session
-    interface = context.app.session_interface
+    # Through the public proxies: Quart 0.23 reorganised its context variables.
+    app: Quart = cast(Any, current_app)._get_current_object()
+    session = cast(Any, current_session)._get_current_object()
+    interface = app.session_interface
     if isinstance(session, ServerSideSession) and isinstance(interface, ServerSideSessionInterface):
-        await interface.save_session(context.app, session, None)
+        await interface.save_session(app, session, None)

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import anyio
 import sniffio
 from blinker import Signal
-from quart import Quart, Response, has_websocket_context
+from quart import Quart, Response, has_websocket_context, request
 from quart.sessions import SessionInterface, SessionMixin
 from quart.wrappers import BaseRequestWebsocket
 
@@ -306,8 +306,6 @@ class ServerSideSessionInterface(SessionInterface):
             # the save must finish anyway.
             await _uncancellable(self._save_from_websocket(session))
             return
-        if session.accessed:
-            response.vary.add("Cookie")
         # An HTTPException (a 404) answers with a plain Werkzeug response,
         # which has no file body classes.
         file_response = (
@@ -320,6 +318,8 @@ class ServerSideSessionInterface(SessionInterface):
         except SessionBackendError as error:
             await self._answer_with_error(app, response, error)
             return
+        if session.accessed or action is not _Cookie.KEEP:
+            response.vary.add("Cookie")
         settings = self.settings
         if action is _Cookie.SET:
             assert session.sid is not None
@@ -359,7 +359,13 @@ class ServerSideSessionInterface(SessionInterface):
         would turn an exception into a 500, so the handler is called here and
         its response replaces the view's in place.
         """
-        answer = await app.make_response(await app.handle_user_exception(error))
+        # Looked up the way Quart does (its handle_user_exception changed
+        # signature in 0.23).
+        handler = app._find_error_handler(error, request.blueprints)
+        if handler is None:
+            raise error
+        result = await app.ensure_async(handler)(error)
+        answer = await app.make_response(result)  # type: ignore[arg-type]
         response.status_code = answer.status_code
         response.headers = answer.headers
         response.response = answer.response  # type: ignore[assignment]
@@ -520,5 +526,5 @@ class ServerSideSessionInterface(SessionInterface):
         session.sid = None
         await self._create(session)
         await self._call(self.store.delete, self._key(old_sid))
-        session.modified = session.accessed = True
+        session.modified = True
         _send(signals.session_regenerated, self.app, old_sid=old_sid, sid=session.sid)

@@ -49,7 +49,7 @@ class ServerSideSession(dict[str, Any], SessionMixin):
         self._permanent = permanent
         self.new = sid is None
         self.modified = False
-        self.accessed = False
+        self._read_or_written = False
         self.cleared = False
         self.marked_dirty = False
         self.may_have_mutated = False
@@ -64,44 +64,44 @@ class ServerSideSession(dict[str, Any], SessionMixin):
         return value
 
     def __getitem__(self, key: str) -> Any:
-        self.accessed = True
+        self._read_or_written = True
         return self._handed_out(super().__getitem__(key))
 
     def get(self, key: str, default: Any = None) -> Any:
-        self.accessed = True
+        self._read_or_written = True
         return self._handed_out(super().get(key, default))
 
     def __contains__(self, key: object) -> bool:
-        self.accessed = True
+        self._read_or_written = True
         return super().__contains__(key)
 
     def __iter__(self) -> Iterator[str]:
-        self.accessed = True
+        self._read_or_written = True
         return super().__iter__()
 
     def __len__(self) -> int:
-        self.accessed = True
+        self._read_or_written = True
         return super().__len__()
 
     def keys(self) -> dict_keys[str, Any]:
-        self.accessed = True
+        self._read_or_written = True
         return super().keys()
 
     def values(self) -> dict_values[str, Any]:
-        self.accessed = self.may_have_mutated = True
+        self._read_or_written = self.may_have_mutated = True
         return super().values()
 
     def items(self) -> dict_items[str, Any]:
-        self.accessed = self.may_have_mutated = True
+        self._read_or_written = self.may_have_mutated = True
         return super().items()
 
     def copy(self) -> dict[str, Any]:
-        self.accessed = self.may_have_mutated = True
+        self._read_or_written = self.may_have_mutated = True
         return dict(super().items())
 
     # -- writes -----------------------------------------------------------
     def _written(self) -> None:
-        self.accessed = self.modified = True
+        self._read_or_written = self.modified = True
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._written()
@@ -136,6 +136,17 @@ class ServerSideSession(dict[str, Any], SessionMixin):
     def __ior__(self, other: Any) -> ServerSideSession:  # type: ignore[override,misc]
         self.update(other)
         return self
+
+    @property
+    def accessed(self) -> bool:
+        """Whether the data was read or written (the response then varies on
+        the cookie). Tracked here: Quart 0.23 sets ``accessed`` on every
+        access of its context's session, including its own when saving."""
+        return self._read_or_written
+
+    @accessed.setter
+    def accessed(self, value: bool) -> None:
+        return  # Quart's own bookkeeping, see the getter
 
     @property
     def permanent(self) -> bool:
