@@ -20,7 +20,7 @@ BENCHMARK_RESULTS = DOCS.parent / "benchmarks" / "RESULTS.md"
 
 project = "quart-session"
 author = "the quart-session contributors"
-copyright = "the quart-session contributors"  # noqa: A001 - Sphinx's name
+copyright = "the quart-session contributors"
 release = version = __version__
 
 extensions = [
@@ -53,14 +53,19 @@ class StoreModules(Directive):
 
     def run(self) -> list[Any]:
         names = sorted(
-            path.stem
-            for path in STORES.glob("*.py")
-            if path.stem not in ("__init__", "base")
+            path.stem for path in STORES.glob("*.py") if path.stem not in ("__init__", "base")
         )
         lines = []
         for name in names:
             title = f"``quart_session.stores.{name}``"
-            lines += [title, "~" * len(title), "", f".. automodule:: quart_session.stores.{name}", "   :members:", ""]
+            lines += [
+                title,
+                "~" * len(title),
+                "",
+                f".. automodule:: quart_session.stores.{name}",
+                "   :members:",
+                "",
+            ]
         self.state_machine.insert_input(lines, str(STORES))
         return []
 
