@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -59,6 +60,7 @@ async def plant_expired(raw: Any, table: str, key: str) -> None:
             "id": {"S": key},
             "data": {"B": b"old"},
             "version": {"N": "7"},
+            "deadline": {"N": str(int(time.time() * 1000) - 5000)},
             "expiry": {"N": str(int(time.time()) - 5)},
         },
     )
@@ -72,12 +74,30 @@ class TestDynamoDBStore(StoreContract):
         item = (await raw.get_item(TableName=table, Key={"id": {"S": KEY}}))["Item"]
         assert item["data"]["B"] == b"\x00\xffbytes"
         assert int(item["version"]["N"]) == version
-        assert 59 <= int(item["expiry"]["N"]) - time.time() <= 61
+        deadline = int(item["deadline"]["N"]) / 1000
+        assert 59 < deadline - time.time() <= 60
+        assert int(item["expiry"]["N"]) == math.ceil(deadline)  # TTL takes whole seconds
         described = (await raw.describe_table(TableName=table))["Table"]
         assert described["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
         assert described["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
         ttl = (await raw.describe_time_to_live(TableName=table))["TimeToLiveDescription"]
         assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expiry"}
+
+    async def test_refresh_and_touch_move_the_ttl_attribute_too(
+        self, store: DynamoDBStore, raw: Any, table: str
+    ) -> None:
+        async def remaining() -> tuple[float, float]:
+            item = (await raw.get_item(TableName=table, Key={"id": {"S": KEY}}))["Item"]
+            now = time.time()
+            return int(item["deadline"]["N"]) / 1000 - now, int(item["expiry"]["N"]) - now
+
+        await create(store, ttl=60)
+        await store.load(KEY, refresh_ttl=600)
+        deadline, expiry = await remaining()
+        assert 590 < deadline <= 600 and 590 < expiry <= 601
+        assert await store.touch(KEY, 900)
+        deadline, expiry = await remaining()
+        assert 890 < deadline <= 900 and 890 < expiry <= 901
 
     async def test_expired_items_are_ignored_before_ttl_deletes_them(
         self, store: DynamoDBStore, raw: Any, table: str

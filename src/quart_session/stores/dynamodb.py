@@ -1,9 +1,10 @@
 """An Amazon DynamoDB store on aioboto3 (asyncio).
 
 One item per session: ``id`` (the key, the table's partition key), ``data``
-(binary), ``version`` (a random integer) and ``expiry`` (epoch seconds, the
-table's TTL attribute). DynamoDB deletes expired items only within a day or
-two, so every read and write also checks ``expiry``.
+(binary), ``version`` (a random integer), ``deadline`` (epoch milliseconds)
+and ``expiry`` (the same in whole epoch seconds, rounded up: the table's TTL
+attribute, which takes seconds). DynamoDB deletes expired items only within a
+day or two, so every read and write checks ``deadline``.
 
 Every operation is one request: compare-and-set is a ``PutItem`` with a
 ``ConditionExpression`` that also returns the old item when it fails (telling
@@ -36,17 +37,18 @@ if TYPE_CHECKING:
 Item = dict[str, dict[str, Any]]
 
 
-def _number(value: float) -> dict[str, str]:
-    return {"N": repr(value)}
+def _now() -> dict[str, str]:
+    return {"N": str(int(time.time() * 1000))}
 
 
-def _deadline(ttl: int) -> dict[str, str]:
-    # Whole seconds, as TTL wants; rounded up so a record never ends early.
-    return {"N": str(math.ceil(time.time() + ttl))}
+def _lifetime(ttl: int) -> dict[str, dict[str, str]]:
+    """Values of ``:deadline`` and ``:expiry`` for a record living *ttl* seconds."""
+    end = time.time() + ttl
+    return {":deadline": {"N": str(int(end * 1000))}, ":expiry": {"N": str(math.ceil(end))}}
 
 
 def _is_live(item: Item) -> bool:
-    return float(item["expiry"]["N"]) > time.time()
+    return "deadline" in item and int(item["deadline"]["N"]) > time.time() * 1000
 
 
 class DynamoDBStore(Store):
@@ -133,6 +135,17 @@ class DynamoDBStore(Store):
     def _key(self, key: str) -> dict[str, Any]:
         return {"TableName": self._table, "Key": {"id": {"S": key}}}
 
+    def _refresh(self, key: str, ttl: int) -> dict[str, Any]:
+        """An UpdateItem request giving the live record at *key* a new lifetime."""
+        return {
+            **self._key(key),
+            "UpdateExpression": "SET #deadline = :deadline, #expiry = :expiry",
+            # A missing item has no deadline, so this also requires it to exist.
+            "ConditionExpression": "#deadline > :now",
+            "ExpressionAttributeNames": {"#deadline": "deadline", "#expiry": "expiry"},
+            "ExpressionAttributeValues": {**_lifetime(ttl), ":now": _now()},
+        }
+
     async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
         client = await self._ready()
         if refresh_ttl is None:
@@ -143,16 +156,7 @@ class DynamoDBStore(Store):
         else:
             try:
                 reply = await client.update_item(
-                    **self._key(key),
-                    UpdateExpression="SET #expiry = :deadline",
-                    # A missing item has no expiry, so this also requires it to exist.
-                    ConditionExpression="#expiry > :now",
-                    ExpressionAttributeNames={"#expiry": "expiry"},
-                    ExpressionAttributeValues={
-                        ":deadline": _deadline(refresh_ttl),
-                        ":now": _number(time.time()),
-                    },
-                    ReturnValues="ALL_NEW",
+                    **self._refresh(key, refresh_ttl), ReturnValues="ALL_NEW"
                 )
             except client.exceptions.ConditionalCheckFailedException:
                 return None
@@ -164,22 +168,23 @@ class DynamoDBStore(Store):
     ) -> SaveResult:
         client = await self._ready()
         version = secrets.randbits(62)
+        lifetime = _lifetime(ttl)
         item = {
             "id": {"S": key},
             "data": {"B": payload},
             "version": {"N": str(version)},
-            "expiry": _deadline(ttl),
+            "deadline": lifetime[":deadline"],
+            "expiry": lifetime[":expiry"],
         }
-        now = _number(time.time())
         if expected is None:
             # An expired leftover that TTL has not removed yet does not count.
-            condition = "attribute_not_exists(#id) OR #expiry <= :now"
-            names = {"#id": "id", "#expiry": "expiry"}
-            values = {":now": now}
+            condition = "attribute_not_exists(#id) OR #deadline <= :now"
+            names = {"#id": "id", "#deadline": "deadline"}
+            values = {":now": _now()}
         else:
-            condition = "#version = :expected AND #expiry > :now"
-            names = {"#version": "version", "#expiry": "expiry"}
-            values = {":now": now, ":expected": {"N": str(expected)}}
+            condition = "#version = :expected AND #deadline > :now"
+            names = {"#version": "version", "#deadline": "deadline"}
+            values = {":now": _now(), ":expected": {"N": str(expected)}}
         try:
             await client.put_item(
                 TableName=self._table,
@@ -203,16 +208,7 @@ class DynamoDBStore(Store):
     async def touch(self, key: str, ttl: int) -> bool:
         client = await self._ready()
         try:
-            await client.update_item(
-                **self._key(key),
-                UpdateExpression="SET #expiry = :deadline",
-                ConditionExpression="#expiry > :now",
-                ExpressionAttributeNames={"#expiry": "expiry"},
-                ExpressionAttributeValues={
-                    ":deadline": _deadline(ttl),
-                    ":now": _number(time.time()),
-                },
-            )
+            await client.update_item(**self._refresh(key, ttl))
         except client.exceptions.ConditionalCheckFailedException:
             return False
         return True
@@ -229,11 +225,11 @@ class DynamoDBStore(Store):
         # DynamoDB's TTL deletes within days; this is for tidy tables sooner.
         client = await self._ready()
         purged = 0
-        now = _number(time.time())
+        now = _now()
         async for page in self._scan(
-            FilterExpression="#expiry <= :now",
+            FilterExpression="#deadline <= :now",
             ProjectionExpression="#id",
-            ExpressionAttributeNames={"#id": "id", "#expiry": "expiry"},
+            ExpressionAttributeNames={"#id": "id", "#deadline": "deadline"},
             ExpressionAttributeValues={":now": now},
         ):
             for item in page["Items"]:
@@ -242,8 +238,8 @@ class DynamoDBStore(Store):
                     await client.delete_item(
                         TableName=self._table,
                         Key={"id": item["id"]},
-                        ConditionExpression="#expiry <= :now",
-                        ExpressionAttributeNames={"#expiry": "expiry"},
+                        ConditionExpression="#deadline <= :now",
+                        ExpressionAttributeNames={"#deadline": "deadline"},
                         ExpressionAttributeValues={":now": now},
                     )
                     purged += 1
@@ -252,9 +248,9 @@ class DynamoDBStore(Store):
         return purged
 
     async def count(self, prefix: str) -> int:
-        condition = "#expiry > :now"
-        names = {"#expiry": "expiry"}
-        values: dict[str, Any] = {":now": _number(time.time())}
+        condition = "#deadline > :now"
+        names = {"#deadline": "deadline"}
+        values: dict[str, Any] = {":now": _now()}
         if prefix:
             condition += " AND begins_with(#id, :prefix)"
             names["#id"] = "id"

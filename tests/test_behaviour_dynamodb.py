@@ -1,0 +1,72 @@
+"""The behaviour and concurrency suites on moto's DynamoDB server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aioboto3
+import pytest
+
+from .behaviour import ReadRaw, SessionBehaviour
+from .concurrency import OutageBehaviour
+from .dynamodb_servers import REGION, DynamoDBServer, dynamodb_server_fixture  # noqa: F401
+
+pytestmark = pytest.mark.servers
+
+# Module-level fixtures: OutageBehaviour's own ``store_config`` builds on this one.
+
+
+@pytest.fixture
+async def client(dynamodb_server: DynamoDBServer) -> AsyncIterator[Any]:
+    session = aioboto3.Session()
+    async with session.client(
+        "dynamodb", endpoint_url=dynamodb_server.endpoint_url, region_name=REGION
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+def table() -> str:
+    return f"sessions-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def store_config(client: Any, table: str) -> dict[str, Any]:
+    # A client handed in, so the test closes it: the apps here never shut down.
+    return {"SESSION_TYPE": "dynamodb", "SESSION_DYNAMODB": client, "SESSION_DYNAMODB_TABLE": table}
+
+
+@pytest.fixture
+def read_raw(client: Any, table: str) -> ReadRaw:
+    async def read(key: str) -> bytes | None:
+        reply = await client.get_item(TableName=table, Key={"id": {"S": key}})
+        return bytes(reply["Item"]["data"]["B"]) if "Item" in reply else None
+
+    return read
+
+
+class Frozen:
+    """An outage of the shared server: frozen (SIGSTOP), so it outlives the test."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    async def stop(self) -> None:
+        os.kill(self.pid, signal.SIGSTOP)
+
+    async def start(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+
+
+class TestDynamoDBBehaviour(SessionBehaviour):
+    pass
+
+
+class TestDynamoDBConcurrency(OutageBehaviour):
+    @pytest.fixture
+    def store_control(self, dynamodb_server: DynamoDBServer) -> Frozen:
+        return Frozen(dynamodb_server.process.pid)

@@ -1,0 +1,76 @@
+"""The behaviour and concurrency suites on nx-27017, the MongoDB stand-in."""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from .behaviour import ReadRaw, SessionBehaviour
+from .concurrency import OutageBehaviour
+from .mongo_servers import MongoServer, mongo_server_fixture  # noqa: F401
+
+pytestmark = pytest.mark.servers
+
+Document = dict[str, Any]
+
+# Module-level fixtures: OutageBehaviour's own ``store_config`` builds on this one.
+
+
+@pytest.fixture
+async def client(mongo_server: MongoServer) -> AsyncIterator[AsyncMongoClient[Document]]:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_server.uri)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+def collection() -> str:
+    return f"sessions_{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def store_config(client: AsyncMongoClient[Document], collection: str) -> dict[str, Any]:
+    # A client handed in, so the test closes it: the apps here never shut down.
+    return {
+        "SESSION_TYPE": "mongodb",
+        "SESSION_MONGODB": client,
+        "SESSION_MONGODB_COLLECTION": collection,
+    }
+
+
+@pytest.fixture
+def read_raw(client: AsyncMongoClient[Document], collection: str) -> ReadRaw:
+    async def read(key: str) -> bytes | None:
+        document = await client["quart_session"][collection].find_one({"_id": key})
+        return None if document is None else bytes(document["data"])
+
+    return read
+
+
+class Frozen:
+    """An outage of the shared server: frozen (SIGSTOP), so it outlives the test."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    async def stop(self) -> None:
+        os.kill(self.pid, signal.SIGSTOP)
+
+    async def start(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+
+
+class TestMongoDBBehaviour(SessionBehaviour):
+    pass
+
+
+class TestMongoDBConcurrency(OutageBehaviour):
+    @pytest.fixture
+    def store_control(self, mongo_server: MongoServer) -> Frozen:
+        return Frozen(mongo_server.process.pid)
