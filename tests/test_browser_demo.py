@@ -183,12 +183,20 @@ def add_to_cart(page: Page, demo: Demo, *products: str) -> None:
 
 
 def screenshot(page: Page, name: str, *masked: str) -> None:
+    """Save the page as ``docs/_static/demo-<name>.png``, *masked* elements hidden
+    behind boxes of one size whatever their text (a temp path's length varies)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    fixed_boxes = "".join(
+        f"{selector} {{ display: inline-block; width: 20em; white-space: nowrap;"
+        " overflow: hidden; vertical-align: bottom; }"
+        for selector in masked
+    )
     page.screenshot(
         path=SCREENSHOTS / f"demo-{name}.png",
         full_page=True,
         mask=[page.locator(selector) for selector in masked],
         mask_color="#d1d5db",
+        style=fixed_boxes,
         animations="disabled",
         caret="hide",
     )
