@@ -133,6 +133,28 @@ class TestMemcachedStore(StoreContract):
         assert record is not None and record.payload == b"b"
         await client.close()
 
+    async def test_a_reply_left_on_a_shared_client_is_never_taken_for_ours(
+        self, memcached_server: MemcachedServer, raw: aiomcache.Client
+    ) -> None:
+        # aiomcache's own commands, cut short, put their connection back with the
+        # reply still unread; the application may share its client with the store.
+        client = aiomcache.Client(memcached_server.host, memcached_server.port, pool_size=1)
+        store = MemcachedStore(client)
+        await create(store, key="session:a", payload=b"a")
+        await create(store, key="session:b", payload=b"b")
+        pid = memcached_server.process.pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            with anyio.move_on_after(0.5):
+                await client.get(b"session:a")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        with pytest.raises(aiomcache.ClientException, match="unexpected reply"):
+            await store.load("session:b")
+        record = await store.load("session:b")
+        assert record is not None and record.payload == b"b"
+        await client.close()
+
     async def test_ping_fails_on_a_closed_port(self) -> None:
         port = free_port()
         store = MemcachedStore.connect("127.0.0.1", port)

@@ -24,7 +24,7 @@ from quart_session.stores.sqlalchemy import (
     session_table,
 )
 
-from .contract import StoreContract, create
+from .contract import KEY, StoreContract, create
 from .postgres_servers import PostgresServer, postgres_server_fixture  # noqa: F401
 from .servers import free_port
 
@@ -233,6 +233,26 @@ class TestPostgresStore(SQLStoreTests):
             logged_statements = await logged(operation)
             assert len(logged_statements) == 1, logged_statements
             assert "BEGIN" not in logged_statements[0]
+
+    async def test_operations_cut_short_by_a_timeout_leave_the_store_working(
+        self, store: SQLAlchemyStore, engine: AsyncEngine
+    ) -> None:
+        version = await create(store)
+        table = store._table
+        async with engine.connect() as locker:
+            # Holding the row lock makes the store's writes wait until cancelled.
+            await locker.execute(select(table).where(table.c.id == KEY).with_for_update())
+            for write in (store.touch(KEY, 60), store.save(KEY, b"late", 60, version)):  # type: ignore[arg-type]
+                with anyio.move_on_after(0.5) as waited:
+                    await write
+                assert waited.cancelled_caught
+            await locker.rollback()
+        # The server may still apply a write its client gave up on; either way
+        # the store goes on with a consistent record.
+        record = await store.load(KEY)
+        assert record is not None and record.payload in (b"one", b"late")
+        saved = await store.save(KEY, b"two", 60, record.version)
+        assert await store.load(KEY) == Record(b"two", saved)  # type: ignore[arg-type]
 
     async def test_ping_fails_on_a_closed_port_and_the_address_hides_the_password(
         self,

@@ -99,9 +99,13 @@ class MemcachedStore(Store):
             self._pool.release(conn)
 
     async def _command(
-        self, line: bytes, data: bytes | None = None
+        self, line: bytes, data: bytes | None = None, *, expect: tuple[bytes, ...]
     ) -> tuple[bytes, dict[bytes, bytes], bytes | None]:
-        """Send one meta command; return its status, flags and value."""
+        """Send one meta command; return its status (one of *expect*), flags and value.
+
+        Any other reply (an error, or a reply left over by someone else's interrupted
+        command on a shared client) drops the connection: what follows it is unknown.
+        """
         request = line + b"\r\n" if data is None else b"%s\r\n%s\r\n" % (line, data)
         async with self._connection() as conn:
             conn.writer.write(request)
@@ -109,24 +113,22 @@ class MemcachedStore(Store):
             reply = await conn.reader.readline()
             if not reply.endswith(b"\r\n"):
                 raise ConnectionResetError("memcached closed the connection")
-            status, *tokens = reply.split()
+            status, *tokens = reply.split() or [b""]
+            if status not in expect:
+                raise ClientException(f"unexpected reply to {line[:2].decode()}", reply.rstrip())
             value = None
             if status == b"VA":
                 size = int(tokens.pop(0))
                 value = (await conn.reader.readexactly(size + 2))[:-2]
-        if status.endswith(b"ERROR"):
-            raise ClientException("memcached refused the command", reply.rstrip())
         return status, {token[:1]: token[1:] for token in tokens}, value
 
     async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
         line = b"mg %s v c" % memcached_key(key)
         if refresh_ttl is not None:
             line += b" T%d" % expiry_token(refresh_ttl)
-        status, flags, value = await self._command(line)
-        if status == b"EN":
+        _, flags, value = await self._command(line, expect=(b"VA", b"EN"))
+        if value is None:
             return None
-        if status != b"VA" or value is None:
-            raise ClientException("unexpected reply to mg", status)
         return Record(value, int(flags[b"c"]))
 
     async def save(
@@ -134,25 +136,18 @@ class MemcachedStore(Store):
     ) -> SaveResult:
         line = b"ms %s %d c T%d " % (memcached_key(key), len(payload), expiry_token(ttl))
         line += b"ME" if expected is None else b"C%d" % int(expected)
-        status, flags, _ = await self._command(line, payload)
+        status, flags, _ = await self._command(line, payload, expect=(b"HD", b"NS", b"EX", b"NF"))
         if status == b"HD":
             return int(flags[b"c"])
-        if status in (b"NS", b"EX"):
-            return Outcome.CONFLICT
-        if status == b"NF":
-            return Outcome.GONE
-        raise ClientException("unexpected reply to ms", status)
+        # NS: add found a record; EX: another cas token; NF: no record to compare with.
+        return Outcome.GONE if status == b"NF" else Outcome.CONFLICT
 
     async def delete(self, key: str) -> None:
-        status, _, _ = await self._command(b"md %s" % memcached_key(key))
-        if status not in (b"HD", b"NF"):
-            raise ClientException("unexpected reply to md", status)
+        await self._command(b"md %s" % memcached_key(key), expect=(b"HD", b"NF"))
 
     async def touch(self, key: str, ttl: int) -> bool:
         line = b"mg %s T%d" % (memcached_key(key), expiry_token(ttl))
-        status, _, _ = await self._command(line)
-        if status not in (b"HD", b"EN"):
-            raise ClientException("unexpected reply to mg", status)
+        status, _, _ = await self._command(line, expect=(b"HD", b"EN"))
         return status == b"HD"
 
     async def close(self) -> None:
