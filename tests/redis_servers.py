@@ -3,13 +3,16 @@ replica watched by a Sentinel. Session-scoped, on free 127.0.0.1 ports in temp
 dirs, stopped after. A test module imports ``redis_standalone_fixture`` (etc.)
 to use the ``redis_standalone``, ``redis_cluster`` and ``redis_sentinel`` fixtures.
 
-Also ``CommandCounter``: round trips measured as ``INFO commandstats`` deltas.
+Also ``store_for`` (a store from app.config keys), ``Frozen`` (pause a server)
+and ``CommandCounter``: round trips measured as ``INFO commandstats`` deltas.
 Commands a Lua script runs inside the server count there too (a save shows
 as EVALSHA + GETRANGE + SET): the client sent one, EVALSHA.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 from collections import Counter
@@ -18,14 +21,43 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+from quart import Quart
+
+from quart_session.config import Settings
+from quart_session.stores.redis import RedisStore, from_settings
 
 from .servers import free_port, need_binary, running
 
 SERVICE = "sessions"
 """The Sentinel service name of the watched master."""
+
+
+def settings_for(**config: Any) -> Settings:
+    app = Quart(__name__)
+    app.config.update({"SESSION_TYPE": "redis", **config})
+    return Settings.from_app(app)
+
+
+def store_for(**config: Any) -> RedisStore:
+    """The store ``Session`` would build from these ``app.config`` keys."""
+    return from_settings(settings_for(**config))
+
+
+class Frozen:
+    """Stops a server by freezing it (SIGSTOP), so it survives the test."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    async def stop(self) -> None:
+        os.kill(self.pid, signal.SIGSTOP)
+
+    async def start(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
@@ -158,6 +190,11 @@ def flush(ports: Iterable[int]) -> None:
     for port in ports:
         with redis.Redis(port=port, protocol=2) as client:
             client.flushall()
+
+
+def key_count(port: int) -> int:
+    with redis.Redis(port=port, protocol=2) as client:
+        return int(client.dbsize())
 
 
 class CommandCounter:

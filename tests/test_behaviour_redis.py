@@ -5,8 +5,6 @@ GLIDE client."""
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -29,6 +27,7 @@ from .behaviour import Browser, ReadRaw, SessionBehaviour
 from .concurrency import ConcurrencyBehaviour, OutageBehaviour
 from .redis_servers import (  # noqa: F401 - fixtures
     Cluster,
+    Frozen,
     Standalone,
     flush,
     redis_cluster_fixture,
@@ -76,19 +75,6 @@ class StandaloneFixtures:
 
 class TestRedisBehaviour(StandaloneFixtures, ClosesApps, SessionBehaviour):
     pass
-
-
-class Frozen:
-    """Stops the shared server by freezing it (SIGSTOP), so it survives the test."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-
-    async def stop(self) -> None:
-        os.kill(self.pid, signal.SIGSTOP)
-
-    async def start(self) -> None:
-        os.kill(self.pid, signal.SIGCONT)
 
 
 class TestRedisConcurrency(StandaloneFixtures, OutageBehaviour):

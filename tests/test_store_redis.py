@@ -4,24 +4,22 @@ client), a 3-master cluster, and a Sentinel master that fails over."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import anyio
 import pytest
 import redis
-from quart import Quart
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.sentinel import Sentinel
 
-from quart_session.config import Settings
 from quart_session.errors import SessionConfigError
 from quart_session.stores.base import Outcome, Record
-from quart_session.stores.redis import RedisPyDriver, RedisStore, from_settings
+from quart_session.stores.redis import RedisPyDriver, RedisStore
 
-from .contract import StoreContract
+from .contract import StoreContract, create
 from .redis_servers import (  # noqa: F401 - fixtures
     SERVICE,
     Cluster,
+    Frozen,
     SentinelSetup,
     Standalone,
     flush,
@@ -29,23 +27,36 @@ from .redis_servers import (  # noqa: F401 - fixtures
     redis_sentinel_fixture,
     redis_standalone_fixture,
     sentinel_master_port,
+    settings_for,
+    store_for,
     wait_for,
 )
 
 pytestmark = pytest.mark.servers
 
 
-def settings_for(**config: Any) -> Settings:
-    app = Quart(__name__)
-    app.config.update({"SESSION_TYPE": "redis", **config})
-    return Settings.from_app(app)
+class CutShort:
+    """A subclass provides a ``store`` on the ``redis_standalone`` server."""
+
+    async def test_an_operation_cut_short_leaves_the_store_working(
+        self, store: RedisStore, redis_standalone: Standalone
+    ) -> None:
+        await create(store, key="session:a", payload=b"a")
+        await create(store, key="session:b", payload=b"b")
+        server = Frozen(redis_standalone.process.pid)
+        await server.stop()
+        try:
+            with anyio.move_on_after(0.5) as waited:
+                await store.load("session:a")
+            assert waited.cancelled_caught
+        finally:
+            await server.start()
+        # The late reply to the cancelled GET must not be taken for this one.
+        record = await store.load("session:b")
+        assert record is not None and record.payload == b"b"
 
 
-def store_for(**config: Any) -> RedisStore:
-    return from_settings(settings_for(**config))
-
-
-class TestRedisFromUrl(StoreContract):
+class TestRedisFromUrl(CutShort, StoreContract):
     @pytest.fixture
     async def store(self, redis_standalone: Standalone) -> AsyncIterator[RedisStore]:
         flush([redis_standalone.port])
@@ -228,6 +239,8 @@ class TestSettings:
             SESSION_URI="redis://user:s3cret@127.0.0.1:6390/2?health_check_interval=5"
         )
         assert store.address == "redis://127.0.0.1:6390/2"
+        store = store_for(SESSION_URI="rediss://:s3cret@[::1]/0")
+        assert store.address == "rediss://[::1]:6379/0"
 
     @pytest.mark.parametrize("uri", ["http://localhost", "localhost:6379", "memcached://x"])
     def test_other_urls_are_refused(self, uri: str) -> None:

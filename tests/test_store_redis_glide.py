@@ -4,7 +4,6 @@ cluster), and the client the store makes itself under Trio."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 import redis
@@ -20,7 +19,7 @@ from redis.asyncio import Redis
 
 from quart_session.errors import SessionConfigError
 from quart_session.stores.glide import GlideDriver
-from quart_session.stores.redis import RedisStore, from_settings
+from quart_session.stores.redis import RedisStore
 
 from .contract import StoreContract
 from .redis_servers import (  # noqa: F401 - fixtures
@@ -29,14 +28,11 @@ from .redis_servers import (  # noqa: F401 - fixtures
     flush,
     redis_cluster_fixture,
     redis_standalone_fixture,
+    store_for,
 )
-from .test_store_redis import settings_for
+from .test_store_redis import CutShort
 
 pytestmark = pytest.mark.servers
-
-
-def store_for(**config: Any) -> RedisStore:
-    return from_settings(settings_for(**config))
 
 
 async def glide_client(port: int) -> GlideClient:
@@ -49,7 +45,7 @@ async def glide_cluster_client(port: int) -> GlideClusterClient:
     return await GlideClusterClient.create(config)
 
 
-class TestGlideStandalone(StoreContract):
+class TestGlideStandalone(CutShort, StoreContract):
     @pytest.fixture
     async def client(self, redis_standalone: Standalone) -> AsyncIterator[GlideClient]:
         flush([redis_standalone.port])
@@ -103,7 +99,7 @@ class TestGlideCluster(StoreContract):
         assert store.address.startswith("glide cluster 127.0.0.1:")
 
 
-class TestGlideOnTrio(StoreContract):
+class TestGlideOnTrio(CutShort, StoreContract):
     """Under Trio the store makes a GLIDE client from SESSION_URI."""
 
     @pytest.fixture

@@ -30,10 +30,11 @@ from .redis_servers import (  # noqa: F401 - fixtures
     CommandCounter,
     Standalone,
     flush,
+    key_count,
     redis_cluster_fixture,
     redis_standalone_fixture,
+    store_for,
 )
-from .test_store_redis import store_for
 
 pytestmark = pytest.mark.servers
 
@@ -58,17 +59,22 @@ class RoundTrips:
         await operation
         return counter.delta()
 
-    async def warm_up(self, store: RedisStore) -> None:
-        """Connect, learn the cluster layout, load the script."""
-        await store.save("session:warm", b"w", 60, None)
-        await store.load("session:warm", 60)
-        await store.touch("session:warm", 60)
-        await store.delete("session:warm")
+    async def warm_up(self, store: RedisStore, ports: tuple[int, ...]) -> None:
+        """Connect to every server, learn the cluster layout, load the script:
+        records are made until every server holds one."""
+        for n in range(200):
+            key = f"session:warm{n}"
+            await store.save(key, b"w", 60, None)
+            await store.load(key, 60)
+            await store.touch(key, 60)
+            if all(key_count(port) for port in ports):
+                return
+        raise AssertionError("200 records and still a server holds none")
 
     async def test_each_operation_is_one_command(
-        self, store: RedisStore, counter: CommandCounter
+        self, store: RedisStore, counter: CommandCounter, ports: tuple[int, ...]
     ) -> None:
-        await self.warm_up(store)
+        await self.warm_up(store, ports)
         assert await self.commands(counter, store.load(KEY)) == {"get": 1}
         assert await self.commands(counter, store.save(KEY, b"1", 60, None)) == SAVE
         version = await store.load(KEY)
@@ -83,7 +89,7 @@ class RoundTrips:
     async def test_script_is_loaded_again_after_noscript(
         self, store: RedisStore, counter: CommandCounter, ports: tuple[int, ...]
     ) -> None:
-        await self.warm_up(store)
+        await self.warm_up(store, ports)
         for port in ports:
             with redis.Redis(port=port) as client:
                 client.script_flush()

@@ -239,8 +239,10 @@ def public_url(uri: str) -> str:
     parts = urlsplit(uri)
     if parts.scheme == "unix":
         return f"unix://{parts.path}"
-    port = parts.port or 6379
-    return f"{parts.scheme}://{parts.hostname}:{port}{parts.path}"
+    host = parts.hostname or "127.0.0.1"
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}:{parts.port or 6379}{parts.path}"
 
 
 def running_trio() -> bool:
