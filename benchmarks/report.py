@@ -1,0 +1,244 @@
+"""Figures from the raw measurements: overheads, tables, the goals."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .inprocess import SCENARIOS, Timings
+from .overhttp import HTTP_SCENARIOS, WrkResult
+from .variants import Variant
+
+BASELINE = "none"
+NOISE = "none-again"
+FLOOR = "floor"
+#: Bytes our Redis store puts before the payload (marker + version).
+REDIS_HEADER = 20
+#: Scenarios that must cost no store call and no more than noise.
+STORELESS = ("nocookie", "badcookie", "static")
+
+
+@dataclass
+class Measurements:
+    variants: list[Variant]
+    infos: dict[str, Any] = field(default_factory=dict)
+    calls: dict[tuple[str, str], float] = field(default_factory=dict)
+    trips: dict[tuple[str, str], tuple[float, str]] = field(default_factory=dict)
+    sizes: dict[str, dict[str, int]] = field(default_factory=dict)
+    timings: Timings = field(default_factory=Timings)
+    http: dict[tuple[str, str], list[WrkResult]] = field(default_factory=dict)
+    rss: dict[str, Any] = field(default_factory=dict)
+
+
+def mean_us(times: Sequence[int]) -> float:
+    return sum(times) / len(times) / 1000
+
+
+def p99_us(rounds: Iterable[Sequence[int]]) -> float:
+    pooled = sorted(t for times in rounds for t in times)
+    return pooled[min(len(pooled) - 1, int(len(pooled) * 0.99))] / 1000
+
+
+class Figures:
+    def __init__(self, m: Measurements) -> None:
+        self.m = m
+
+    def has(self, name: str, scenario: str) -> bool:
+        return (name, scenario) in self.m.timings.rounds
+
+    def mean(self, name: str, scenario: str) -> float:
+        """Median over rounds of the round's mean, in µs."""
+        return statistics.median(mean_us(t) for t in self.m.timings.rounds[(name, scenario)])
+
+    def p99(self, name: str, scenario: str) -> float:
+        return p99_us(self.m.timings.rounds[(name, scenario)])
+
+    def overheads(self, name: str, scenario: str) -> list[float]:
+        """Per round: this variant's mean minus the no-session mean of the same round."""
+        mine = self.m.timings.rounds[(name, scenario)]
+        base = self.m.timings.rounds[(BASELINE, scenario)]
+        return [mean_us(a) - mean_us(b) for a, b in zip(mine, base, strict=True)]
+
+    def overhead(self, name: str, scenario: str) -> float:
+        return statistics.median(self.overheads(name, scenario))
+
+    def noise(self) -> float:
+        """How far from zero the overhead of a second, identical no-session
+        process came in this run, in the worst scenario."""
+        return max(abs(self.overhead(NOISE, s)) for s in SCENARIOS if self.has(NOISE, s))
+
+    def stored_bytes(self, name: str, serializer: str) -> int | None:
+        size = self.m.sizes.get(name, {}).get(serializer)
+        if size is None:
+            return None
+        return size + REDIS_HEADER if name in ("redis", "glide") else size
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _us(value: float) -> str:
+    return f"{value:.0f}" if abs(value) >= 10 else f"{value:.1f}"
+
+
+def timing_table(f: Figures) -> list[str]:
+    header = ["variant", "read mean", "read p99", "**read +**", "write mean", "write p99"]
+    header += ["**write +**", "plain +", "no cookie +", "bad cookie +", "static +"]
+    rows = []
+    for v in f.m.variants:
+        row = [v.label]
+        # The floor's views other than /read do nothing: only its read means something.
+        relevant = ("read",) if v.name == FLOOR else SCENARIOS
+        for scenario in ("read", "write"):
+            if scenario not in relevant:
+                row += ["—"] * 3
+                continue
+            row += [_us(f.mean(v.name, scenario)), _us(f.p99(v.name, scenario))]
+            row.append(f"**{_us(f.overhead(v.name, scenario))}**")
+        row += [_us(f.overhead(v.name, s)) if s in relevant else "—" for s in ("plain", *STORELESS)]
+        rows.append(row)
+    return _table(header, rows)
+
+
+def calls_table(f: Figures) -> list[str]:
+    header = ["variant", *(s.replace("nocookie", "no cookie") for s in SCENARIOS)]
+    header += ["server round trips: read", "write"]
+    rows = []
+    for v in f.m.variants:
+        row = [v.label] + [f"{f.m.calls.get((v.name, s), 0):g}" for s in SCENARIOS]
+        for scenario in ("read", "write"):
+            trips = f.m.trips.get((v.name, scenario))
+            row.append("—" if trips is None else f"{trips[0]:g} {trips[1]}".strip())
+        rows.append(row)
+    return _table(header, rows)
+
+
+def http_table(f: Figures) -> list[str]:
+    header = ["variant"]
+    for scenario in HTTP_SCENARIOS:
+        header += [f"{scenario} req/s", f"{scenario} p99 ms"]
+    rows = []
+    for v in f.m.variants:
+        row = [v.label]
+        for scenario in HTTP_SCENARIOS:
+            results = f.m.http.get((v.name, scenario))
+            if not results:
+                row += ["—", "—"]
+                continue
+            rate = statistics.median(r.requests_per_second for r in results)
+            p99 = statistics.median(r.p99_ms for r in results)
+            errors = sum(r.errors for r in results)
+            row += [f"{rate:.0f}" + (f" ({errors} errors)" if errors else ""), f"{p99:.2f}"]
+        rows.append(row)
+    return _table(header, rows)
+
+
+def size_table(f: Figures) -> list[str]:
+    rows = []
+    for v in f.m.variants:
+        sizes = f.m.sizes.get(v.name) or {}
+        if not sizes:
+            continue
+        cells = [str(f.stored_bytes(v.name, s) or "—") for s in ("json", "msgpack")]
+        rows.append([v.label, *cells, str(sizes.get("cookie", "—"))])
+    return _table(["variant", "JSON bytes", "msgpack bytes", "cookie bytes"], rows)
+
+
+@dataclass(frozen=True)
+class Goal:
+    text: str
+    figure: str
+    met: bool
+
+
+def goals(f: Figures) -> list[Goal]:
+    found = []
+    if all(f.has(n, "read") for n in ("redis", "qs3-redis", "floor")):
+        ours, qs3, floor = (f.overhead(n, "read") for n in ("redis", "qs3-redis", "floor"))
+        found.append(
+            Goal(
+                "read overhead on Redis (sliding expiry) <= 0.9x Quart-Session 3.0.0's",
+                f"{ours:.0f} µs vs {qs3:.0f} µs = {ours / qs3:.2f}x",
+                ours <= 0.9 * qs3,
+            )
+        )
+        found.append(
+            Goal(
+                "read overhead on Redis <= 1.25x the bare GET floor",
+                f"{ours:.0f} µs vs {floor:.0f} µs = {ours / floor:.2f}x",
+                ours <= 1.25 * floor,
+            )
+        )
+    if all(f.has(n, "write") for n in ("redis", "qs3-redis")):
+        ours, qs3 = (f.overhead(n, "write") for n in ("redis", "qs3-redis"))
+        found.append(
+            Goal(
+                "write overhead on Redis (compare-and-set) <= 0.9x Quart-Session 3.0.0's",
+                f"{ours:.0f} µs vs {qs3:.0f} µs = {ours / qs3:.2f}x",
+                ours <= 0.9 * qs3,
+            )
+        )
+    for scenario in STORELESS:
+        names = [
+            v.name for v in f.m.variants if v.spec["kind"] == "ours" and f.has(v.name, scenario)
+        ]
+        if not names or not f.has(NOISE, scenario):
+            continue
+        calls = max(f.m.calls.get((n, scenario), 0) for n in names)
+        worst = max(names, key=lambda n: f.overhead(n, scenario))
+        noise = f.noise()
+        found.append(
+            Goal(
+                f"{scenario}: zero store calls, overhead within noise (every store of ours)",
+                f"{calls:g} calls; overhead at most {f.overhead(worst, scenario):.1f} µs "
+                f"({worst}), noise {noise:.1f} µs",
+                calls == 0 and f.overhead(worst, scenario) <= noise,
+            )
+        )
+    ours_size, qs3_size = f.stored_bytes("redis", "msgpack"), f.stored_bytes("qs3-redis", "json")
+    if ours_size and qs3_size:
+        found.append(
+            Goal(
+                "msgpack session <= 0.7x Quart-Session 3.0.0's stored bytes (Redis, with header)",
+                f"{ours_size} B vs {qs3_size} B = {ours_size / qs3_size:.2f}x",
+                ours_size <= 0.7 * qs3_size,
+            )
+        )
+    return found
+
+
+def render(m: Measurements) -> str:
+    f = Figures(m)
+    out = ["### In-process (ASGI, no server): µs per request", ""]
+    out += [
+        "mean = median of the rounds' means; p99 over all requests; **+** = overhead over "
+        "*no session* (median of per-round differences).",
+        "",
+    ]
+    out += timing_table(f)
+    out += ["", "### Store calls per request (counted)", ""]
+    out += calls_table(f)
+    if m.http:
+        out += ["", "### Over HTTP (Hypercorn + wrk)", ""]
+        out += http_table(f)
+    if m.sizes:
+        out += ["", "### Bytes stored for the realistic session", ""]
+        out += size_table(f)
+    if m.rss:
+        r = m.rss
+        peak, before = r["rss_peak_kib"] / 1024, r["rss_before_kib"] / 1024
+        per_session = (r["rss_peak_kib"] - r["rss_before_kib"]) * 1024 / r["sessions"]
+        out += [
+            "",
+            f"Memory store, {r['sessions']:,} live sessions: peak RSS {peak:.1f} MiB "
+            f"({before:.1f} MiB before creating them: {per_session:.0f} bytes per session).",
+        ]
+    out += ["", "### Goals", ""]
+    for goal in goals(f):
+        out.append(f"- [{'x' if goal.met else ' '}] {goal.text}: {goal.figure}")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,106 @@
+"""The variants compared: what each runs, with which Python, and how its store
+round trips are counted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+OURS_PYTHON = ROOT / ".venv" / "bin" / "python"
+QS3_PYTHON = ROOT / "benchmarks" / ".venv-qs3" / "bin" / "python"
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    label: str
+    spec: dict[str, Any]
+    python: Path = OURS_PYTHON
+    #: Which server counts its round trips: "redis", "memcached", "postgres" or None.
+    server: str | None = None
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    redis_port: int
+    memcached_port: int
+    postgres_url: str
+    folder: Path
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+
+def ours(name: str, label: str, server: str | None = None, **config: Any) -> Variant:
+    spec = {"kind": "ours", "config": {"SESSION_KEY_PREFIX": f"{name}:", **config}}
+    return Variant(name, label, spec, server=server)
+
+
+def all_variants(at: Endpoints) -> list[Variant]:
+    secret = {"SECRET_KEY": "benchmark secret key"}
+    glide = ours("glide", "ours, Redis (GLIDE)", "redis", SESSION_TYPE="redis")
+    glide.spec["glide_port"] = at.redis_port
+    return [
+        Variant("none", "no session", {"kind": "none"}),
+        # A second identical process: its "overhead" is the run's noise.
+        Variant("none-again", "no session, 2nd process (noise)", {"kind": "none"}),
+        Variant("cookie", "Quart cookie session", {"kind": "cookie", "config": secret}),
+        Variant(
+            "qs3-redis",
+            "Quart-Session 3.0.0, Redis",
+            {
+                "kind": "qs3",
+                "config": {
+                    "SESSION_TYPE": "redis",
+                    "SESSION_URI": at.redis_url,
+                    "SESSION_KEY_PREFIX": "qs3:",
+                },
+            },
+            python=QS3_PYTHON,
+            server="redis",
+        ),
+        ours(
+            "redis",
+            "ours, Redis (redis-py)",
+            "redis",
+            SESSION_TYPE="redis",
+            SESSION_URI=at.redis_url,
+        ),
+        glide,
+        ours(
+            "memcached",
+            "ours, memcached",
+            "memcached",
+            SESSION_TYPE="memcached",
+            SESSION_MEMCACHED_PORT=at.memcached_port,
+        ),
+        ours(
+            "sqlite",
+            "ours, SQLite",
+            SESSION_TYPE="sqlalchemy",
+            SESSION_SQLALCHEMY_URI=f"sqlite+aiosqlite:///{at.folder / 'sessions.sqlite3'}",
+        ),
+        ours(
+            "postgres",
+            "ours, PostgreSQL",
+            "postgres",
+            SESSION_TYPE="sqlalchemy",
+            SESSION_SQLALCHEMY_URI=at.postgres_url,
+        ),
+        ours(
+            "filesystem",
+            "ours, filesystem",
+            SESSION_TYPE="filesystem",
+            SESSION_FILE_DIR=str(at.folder / "sessions"),
+        ),
+        ours("memory", "ours, memory", SESSION_TYPE="memory"),
+        Variant(
+            "floor",
+            "floor: bare redis-py GET",
+            {"kind": "floor", "redis_url": at.redis_url},
+            server="redis",
+        ),
+    ]
