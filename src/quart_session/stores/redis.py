@@ -39,7 +39,8 @@ VERSION_LENGTH = 16
 HEADER_LENGTH = len(MARKER) + VERSION_LENGTH
 
 # Reads only the header (GETRANGE), never the old payload. An empty GETRANGE
-# means no record: stored values are never empty.
+# means no record: stored values are never empty. 'qs4:' and 19 are MARKER and
+# HEADER_LENGTH - 1.
 SAVE_SCRIPT = """
 local head = redis.call('GETRANGE', KEYS[1], 0, 19)
 if ARGV[1] == '' then
@@ -57,7 +58,8 @@ return 1
 """KEYS[1]: the record. ARGV: "" to create, or "=" + the expected version; the
 new value; the TTL in seconds. Returns 1 written, 0 conflict, -1 gone."""
 
-WRITTEN, CONFLICT, GONE = 1, 0, -1
+WRITTEN = 1
+FAILED = {0: Outcome.CONFLICT, -1: Outcome.GONE}
 
 
 class RedisDriver(Protocol):
@@ -127,9 +129,7 @@ class RedisStore(Store):
         condition = b"" if expected is None else b"=" + str(expected).encode()
         args = [condition, encode(version, payload), str(ttl).encode()]
         status = await self.driver.save(key, args)
-        if status == WRITTEN:
-            return version
-        return Outcome.GONE if status == GONE else Outcome.CONFLICT
+        return version if status == WRITTEN else FAILED[status]
 
     async def delete(self, key: str) -> None:
         await self.driver.unlink(key)
