@@ -119,9 +119,15 @@ class ConcurrencyBehaviour:
     def anyio_backend(self) -> str:
         return "asyncio"  # hypercorn's asyncio server
 
+    @property
+    def extra_config(self) -> dict[str, Any]:
+        """Config on top of the store's (a property, not a fixture: a fixture
+        override would be shadowed by a store mixin earlier in the bases)."""
+        return {}
+
     @pytest.fixture
     async def served(self, store_config: dict[str, Any]) -> AsyncIterator[Served]:
-        app = concurrency_app(store_config)
+        app = concurrency_app({**store_config, **self.extra_config})
         served = Served(app, "")
         session_conflict_merged.connect(
             lambda sender, sid, attempt: served.merges.append(attempt), app, weak=False
@@ -252,9 +258,9 @@ class OutageBehaviour(ConcurrencyBehaviour):
 
     TIMEOUT = 1.0
 
-    @pytest.fixture
-    def store_config(self, store_config: dict[str, Any]) -> dict[str, Any]:
-        return {**store_config, "SESSION_BACKEND_TIMEOUT": self.TIMEOUT}
+    @property
+    def extra_config(self) -> dict[str, Any]:
+        return {"SESSION_BACKEND_TIMEOUT": self.TIMEOUT}
 
     async def test_store_down_gives_503_within_the_timeout_then_recovers(
         self, served: Served, store_control: StoreControl
