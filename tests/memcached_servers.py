@@ -9,6 +9,7 @@ counters, read over a connection of its own.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -40,6 +41,14 @@ class MemcachedServer:
                 reply += chunk
         lines = reply.decode().splitlines()[:-1]
         return {name: value for _, name, value in (line.split(" ", 2) for line in lines)}
+
+    # An outage for OutageBehaviour that the server survives.
+    async def stop(self) -> None:
+        """Freeze the server: connections hang as they would on a dead host."""
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    async def start(self) -> None:
+        os.kill(self.process.pid, signal.SIGCONT)
 
     def command_count(self) -> int:
         """Commands the server has answered so far (stats itself not included)."""

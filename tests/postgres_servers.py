@@ -9,9 +9,11 @@ as the ``postgres`` user, which owns the temp dir. Every statement is logged
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -29,6 +31,7 @@ SERVER_USER = "postgres"
 class PostgresServer:
     port: int
     log: Path
+    process: subprocess.Popen[bytes]
 
     @property
     def url(self) -> str:
@@ -43,6 +46,33 @@ class PostgresServer:
             log.seek(offset)
             lines = log.read().decode(errors="replace").splitlines()
         return [line.split("LOG:  ", 1)[1] for line in lines if "LOG:  " in line]
+
+    # An outage for OutageBehaviour that the server survives.
+    async def stop(self) -> None:
+        """Freeze the server: connections hang as they would on a dead host."""
+        for pid in self._processes():  # the postmaster first: it forks no more
+            signal_if_alive(pid, signal.SIGSTOP)
+
+    async def start(self) -> None:
+        for pid in reversed(self._processes()):
+            signal_if_alive(pid, signal.SIGCONT)
+
+    def _processes(self) -> list[int]:
+        """The postmaster and its children (each leads a process group of its own)."""
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # gone meanwhile
+            if parent == self.process.pid:
+                children.append(int(stat.parent.name))
+        return [self.process.pid, *children]
+
+
+def signal_if_alive(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
 
 
 @pytest.fixture(scope="session", name="postgres_server")
@@ -83,7 +113,7 @@ def postgres_server_fixture() -> Iterator[PostgresServer]:
             ready=lambda: b"ready to accept connections" in log.read_bytes(),
             cwd=folder,
             user=user,
-        ):
-            yield PostgresServer(port, log)
+        ) as process:
+            yield PostgresServer(port, log, process)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -14,24 +14,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from quart_session.stores.sqlalchemy import row_id, session_table, utcnow
 
 from .behaviour import ReadRaw, SessionBehaviour
+from .concurrency import ConcurrencyBehaviour, OutageBehaviour
 from .postgres_servers import PostgresServer, postgres_server_fixture  # noqa: F401
 
 pytestmark = pytest.mark.servers
 
 
-class SQLBehaviour(SessionBehaviour):
+class SQLFixtures:
+    """A fresh table per test, read directly through the test's engine."""
+
     @pytest.fixture
     def table(self) -> str:
         return f"sessions_{secrets.token_hex(4)}"
-
-    @pytest.fixture
-    def store_config(self, engine: AsyncEngine, table: str) -> dict[str, Any]:
-        # An engine handed in, so the test disposes of it: the apps here never shut down.
-        return {
-            "SESSION_TYPE": "sqlalchemy",
-            "SESSION_SQLALCHEMY": engine,
-            "SESSION_SQLALCHEMY_TABLE": table,
-        }
 
     @pytest.fixture
     def read_raw(self, engine: AsyncEngine, table: str) -> ReadRaw:
@@ -47,17 +41,70 @@ class SQLBehaviour(SessionBehaviour):
         return read
 
 
-class TestSQLiteBehaviour(SQLBehaviour):
+class HandsInTheEngine(SQLFixtures, SessionBehaviour):
     @pytest.fixture
-    async def engine(self, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'sessions.db'}")
+    def store_config(self, engine: AsyncEngine, table: str) -> dict[str, Any]:
+        # An engine handed in, so the test disposes of it: the apps here never shut down.
+        return {
+            "SESSION_TYPE": "sqlalchemy",
+            "SESSION_SQLALCHEMY": engine,
+            "SESSION_SQLALCHEMY_TABLE": table,
+        }
+
+
+class SQLiteEngine:
+    @pytest.fixture
+    def url(self, tmp_path: Path) -> str:
+        return f"sqlite+aiosqlite:///{tmp_path / 'sessions.db'}"
+
+    @pytest.fixture
+    async def engine(self, url: str) -> AsyncIterator[AsyncEngine]:
+        engine = create_async_engine(url)
         yield engine
         await engine.dispose()
 
 
-class TestPostgresBehaviour(SQLBehaviour):
+class PostgresEngine:
     @pytest.fixture
-    async def engine(self, postgres_server: PostgresServer) -> AsyncIterator[AsyncEngine]:
-        engine = create_async_engine(postgres_server.url)
+    def url(self, postgres_server: PostgresServer) -> str:
+        return postgres_server.url
+
+    @pytest.fixture
+    async def engine(self, url: str) -> AsyncIterator[AsyncEngine]:
+        engine = create_async_engine(url)
         yield engine
         await engine.dispose()
+
+
+class TestSQLiteBehaviour(SQLiteEngine, HandsInTheEngine):
+    pass
+
+
+class TestPostgresBehaviour(PostgresEngine, HandsInTheEngine):
+    pass
+
+
+def url_config(url: str, table: str, **extra: Any) -> dict[str, Any]:
+    """Served apps start and shut down, so the store makes and disposes of its engine."""
+    return {
+        "SESSION_TYPE": "sqlalchemy",
+        "SESSION_SQLALCHEMY_URI": url,
+        "SESSION_SQLALCHEMY_TABLE": table,
+        **extra,
+    }
+
+
+class TestSQLiteConcurrency(SQLiteEngine, SQLFixtures, ConcurrencyBehaviour):
+    @pytest.fixture
+    def store_config(self, url: str, table: str) -> dict[str, Any]:
+        return url_config(url, table)
+
+
+class TestPostgresConcurrency(PostgresEngine, SQLFixtures, OutageBehaviour):
+    @pytest.fixture
+    def store_config(self, url: str, table: str) -> dict[str, Any]:
+        return url_config(url, table, SESSION_BACKEND_TIMEOUT=self.TIMEOUT)
+
+    @pytest.fixture
+    def store_control(self, postgres_server: PostgresServer) -> PostgresServer:
+        return postgres_server

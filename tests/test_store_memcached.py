@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -122,14 +120,13 @@ class TestMemcachedStore(StoreContract):
         store = MemcachedStore(client)
         await create(store, key="session:a", payload=b"a")
         await create(store, key="session:b", payload=b"b")
-        pid = memcached_server.process.pid
-        os.kill(pid, signal.SIGSTOP)  # the request is sent, the reply held back
+        await memcached_server.stop()  # the request is sent, the reply held back
         try:
             with anyio.move_on_after(0.5) as scope:
                 await store.load("session:a")
             assert scope.cancelled_caught
         finally:
-            os.kill(pid, signal.SIGCONT)
+            await memcached_server.start()
         record = await store.load("session:b")
         assert record is not None and record.payload == b"b"
         await client.close()
@@ -143,13 +140,12 @@ class TestMemcachedStore(StoreContract):
         store = MemcachedStore(client)
         await create(store, key="session:a", payload=b"a")
         await create(store, key="session:b", payload=b"b")
-        pid = memcached_server.process.pid
-        os.kill(pid, signal.SIGSTOP)
+        await memcached_server.stop()
         try:
             with anyio.move_on_after(0.5):
                 await client.get(b"session:a")
         finally:
-            os.kill(pid, signal.SIGCONT)
+            await memcached_server.start()
         with pytest.raises(aiomcache.ClientException, match="unexpected reply"):
             await store.load("session:b")
         record = await store.load("session:b")
