@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import secrets
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +26,7 @@ from quart_session.stores.sqlalchemy import (
     session_table,
 )
 
+from .behaviour import Browser, build_app
 from .contract import KEY, StoreContract, create
 from .postgres_servers import PostgresServer, postgres_server_fixture  # noqa: F401
 from .servers import free_port
@@ -303,3 +306,32 @@ async def test_unreachable_at_startup_names_the_store_and_address_without_passwo
 def test_bad_settings_are_refused(config: dict[str, Any], problem: str) -> None:
     with pytest.raises(SessionConfigError, match=problem):
         from_settings(settings(**config))
+
+
+@pytest.mark.anyio
+async def test_a_locked_sqlite_database_answers_503_in_time_and_leaves_nothing_hanging(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "locked.db"
+    app = build_app(
+        {
+            "SESSION_TYPE": "sqlalchemy",
+            "SESSION_SQLALCHEMY_URI": f"sqlite+aiosqlite:///{database}",
+            "SESSION_BACKEND_TIMEOUT": 1.0,
+        },
+        tmp_path,
+    )
+    browser = Browser(app)
+    await browser.text("/set/user/alice")
+    locker = sqlite3.connect(database)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        started = time.monotonic()
+        response = await browser.get("/set/user/bob")
+        assert response.status_code == 503
+        assert time.monotonic() - started < 2.0
+    finally:
+        locker.rollback()
+        locker.close()
+    assert await browser.text("/get/user") == "'alice'"
+    await app.session_interface.close()  # type: ignore[attr-defined]

@@ -95,9 +95,20 @@ class SQLAlchemyStore(Store):
         self._table_lock = anyio.Lock()
 
     @classmethod
-    def from_url(cls, url: str | URL, table: str = "sessions") -> SQLAlchemyStore:
-        """A store with its own engine; ``close`` disposes of it."""
-        return cls(create_async_engine(url), table, owns_engine=True)
+    def from_url(
+        cls, url: str | URL, table: str = "sessions", *, lock_timeout: float | None = None
+    ) -> SQLAlchemyStore:
+        """A store with its own engine; ``close`` disposes of it.
+
+        On SQLite, *lock_timeout* bounds the wait for a locked database: kept
+        below SESSION_BACKEND_TIMEOUT, the driver gives up by itself, because
+        an aiosqlite operation cancelled by our timeout can hang the loop.
+        """
+        url = make_url(url)
+        connect_args = {}
+        if lock_timeout is not None and url.get_backend_name() == "sqlite":
+            connect_args["timeout"] = lock_timeout
+        return cls(create_async_engine(url, connect_args=connect_args), table, owns_engine=True)
 
     @property
     def address(self) -> str:
@@ -253,7 +264,7 @@ def from_settings(settings: Settings) -> SQLAlchemyStore:
         # The message would repeat the URL, password included.
         raise SessionConfigError("SESSION_SQLALCHEMY_URI is not a SQLAlchemy URL") from None
     try:
-        return SQLAlchemyStore.from_url(parsed, table)
+        return SQLAlchemyStore.from_url(parsed, table, lock_timeout=settings.backend_timeout / 2)
     except (ArgumentError, InvalidRequestError, ImportError) as error:
         raise SessionConfigError(
             f"SESSION_SQLALCHEMY_URI {parsed.render_as_string()} cannot be used: {error} "
