@@ -55,6 +55,15 @@ def _send(signal: Signal, app: Quart, **kwargs: Any) -> None:
         signal.send(app, **kwargs)
 
 
+def _unwrap(session: SessionMixin, caller: str) -> ServerSideSession:
+    """The session object behind ``quart.session`` (or *session* itself)."""
+    unwrap = getattr(session, "_get_current_object", None)
+    target = unwrap() if unwrap is not None else session
+    if not isinstance(target, ServerSideSession):
+        raise TypeError(f"{caller}() needs a quart_session session, not {target!r}")
+    return target
+
+
 async def _uncancellable(work: Coroutine[Any, Any, None]) -> None:
     """Run *work* to its end even if the calling task is cancelled meanwhile;
     the cancellation is re-raised afterwards."""
@@ -389,10 +398,7 @@ class ServerSideSessionInterface(SessionInterface):
         ``quart.session`` itself may be passed: the proxy is unwrapped, since a
         merged save replaces the contents of the session object underneath.
         """
-        unwrap = getattr(session, "_get_current_object", None)
-        target = unwrap() if unwrap is not None else session
-        if not isinstance(target, ServerSideSession):
-            raise TypeError(f"save_now() needs a quart_session session, not {target!r}")
+        target = _unwrap(session, "save_now")
         await self._store_changes(target, file_response=False, can_create=False)
 
     async def _store_changes(
@@ -515,11 +521,13 @@ class ServerSideSessionInterface(SessionInterface):
         return merged
 
     # -- ids ----------------------------------------------------------------------
-    async def regenerate(self, session: ServerSideSession) -> None:
+    async def regenerate(self, session: SessionMixin) -> None:
         """Move *session* to a new id, keeping its data: call it at login.
 
         The old record is deleted, so a stolen or planted id stops working.
+        ``quart.session`` itself may be passed.
         """
+        session = _unwrap(session, "regenerate")
         old_sid = session.sid
         if old_sid is None:
             return  # a new session gets a fresh id when first saved anyway
