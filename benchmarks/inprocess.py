@@ -4,6 +4,7 @@ the variants interleaved so that machine noise hits them alike."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -27,6 +28,7 @@ class WorkerProcess:
         self.proc = subprocess.Popen(
             [str(variant.python), "-m", "benchmarks.worker", json.dumps(variant.spec)],
             cwd=ROOT,
+            env={**os.environ, **variant.env},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

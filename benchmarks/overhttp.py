@@ -89,7 +89,7 @@ def serving(variants: list[Variant], logs: Path) -> Iterator[list[Served]]:
                 str(port),
             ]
             log = logs / f"hypercorn-{variant.name}.log"
-            stack.enter_context(running(argv, port, log, cwd=ROOT))
+            stack.enter_context(running(argv, port, log, cwd=ROOT, env=variant.env))
             pools = {"read": session_pool(port), "write": session_pool(port), "nocookie": [""]}
             served.append(Served(variant, port, pools))
         yield served

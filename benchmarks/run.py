@@ -23,7 +23,7 @@ from .inprocess import SCENARIOS, WorkerProcess, log, time_all, workers
 from .overhttp import load_all, serving
 from .report import Measurements, render
 from .servers import Memcached, Postgres, RedisMonitor, memcached, postgres, redis_server
-from .variants import Endpoints, Variant, all_variants
+from .variants import ROOT, Endpoints, Variant, all_variants, at_revision
 
 #: Requests per scenario in the (untimed) counting pass.
 COUNT_REQUESTS = 50
@@ -43,6 +43,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--only", help="comma-separated variant names (none is always run)")
     parser.add_argument("--quick", action="store_true", help="small runs, to check the set-up")
     parser.add_argument("--results", type=Path, help="also write the report to this file")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run our variants on the code of this git revision, to see what a change bought",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.requests, args.warmup, args.rounds, args.http_seconds = 200, 20, 2, 1
@@ -57,6 +62,22 @@ def pick(variants: list[Variant], only: str | None) -> list[Variant]:
     if unknown:
         raise SystemExit(f"unknown variants: {', '.join(sorted(unknown))}")
     return [v for v in variants if v.name in wanted]
+
+
+def baseline_variants(variants: list[Variant], revision: str, tmp: Path) -> list[Variant]:
+    """Our variants again, importing quart_session from *revision* (git archive)."""
+    folder = tmp / "baseline"
+    folder.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", revision, "src/quart_session"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True, timeout=60)
+    ours = [v for v in variants if v.spec["kind"] == "ours"]
+    return [at_revision(v, revision, folder / "src") for v in ours]
 
 
 class TripCounter:
@@ -144,6 +165,8 @@ def main(argv: list[str]) -> None:
         (tmp / "sessions").mkdir()
         at = Endpoints(redis_port, cache.port, pg.url, tmp)
         m.variants = pick(all_variants(at), args.only)
+        if args.baseline:
+            m.variants += baseline_variants(m.variants, args.baseline, tmp)
         trips = TripCounter(redis_port, cache, pg)
 
         log(f"starting {len(m.variants)} in-process workers")

@@ -3,7 +3,8 @@ round trips are counted."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ class Variant:
     python: Path = OURS_PYTHON
     #: Which server counts its round trips: "redis", "memcached", "postgres" or None.
     server: str | None = None
+    #: Extra environment of its processes (PYTHONPATH of a baseline checkout).
+    env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -104,3 +107,16 @@ def all_variants(at: Endpoints) -> list[Variant]:
             server="redis",
         ),
     ]
+
+
+def at_revision(variant: Variant, revision: str, src: Path) -> Variant:
+    """*variant* running the quart_session of an older checkout's *src* folder."""
+    spec = json.loads(json.dumps(variant.spec))
+    spec["config"]["SESSION_KEY_PREFIX"] = f"{variant.name}@{revision}:"
+    return replace(
+        variant,
+        name=f"{variant.name}@{revision}",
+        label=f"{variant.label} @ {revision}",
+        spec=spec,
+        env={"PYTHONPATH": str(src)},
+    )
