@@ -14,9 +14,13 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from markupsafe import Markup
-from quart.json.tag import JSONTag, TaggedJSONSerializer
+from quart.json.tag import JSONTag, TaggedJSONSerializer, TagTuple
 
 logger = logging.getLogger("quart_session")
+
+#: Types no tag applies to (exact types: subclasses such as Markup go through
+#: the tagger).
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 @runtime_checkable
@@ -52,11 +56,32 @@ class JSONSerializer:
         self._tagger = TaggedJSONSerializer()
         # Ahead of the HTTP-date tag, which then only decodes old data.
         self._tagger.register(_TagISODateTime, index=len(self._tagger.order) - 1)
-        self._encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+        # _tag would recurse forever on a circular value first: no need to check.
+        self._encoder = json.JSONEncoder(
+            separators=(",", ":"), ensure_ascii=False, check_circular=False
+        )
         self._decoder = json.JSONDecoder(object_hook=self._tagger.untag)
 
+    def _tag(self, value: Any) -> Any:
+        """``TaggedJSONSerializer.tag`` with the common exact types first: the
+        tagger asks every tag in turn about every value (1.5 µs a value)."""
+        kind = type(value)
+        if kind is dict:
+            if len(value) == 1 and next(iter(value)) in self._tagger.tags:
+                return self._tagger.tag(value)  # a dict that looks like a tag
+            return {k: v if type(v) in _PLAIN else self._tag(v) for k, v in value.items()}
+        if kind is list:
+            return [v if type(v) in _PLAIN else self._tag(v) for v in value]
+        if kind in _PLAIN:
+            return value
+        if kind is tuple:
+            return {TagTuple.key: [v if type(v) in _PLAIN else self._tag(v) for v in value]}
+        if kind is datetime:
+            return {_TagISODateTime.key: value.isoformat()}
+        return self._tagger.tag(value)
+
     def dumps(self, obj: Any) -> bytes:
-        return self._encoder.encode(self._tagger.tag(obj)).encode()
+        return self._encoder.encode(self._tag(obj)).encode()
 
     def loads(self, data: bytes) -> Any:
         return self._decoder.decode(data.decode())
