@@ -11,8 +11,8 @@ import asyncio
 import enum
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import anyio
@@ -21,6 +21,7 @@ from blinker import Signal
 from quart import Quart, Response, has_websocket_context, request
 from quart.sessions import SessionInterface, SessionMixin
 from quart.wrappers import BaseRequestWebsocket
+from werkzeug.http import dump_cookie
 
 from . import signals
 from .config import Settings
@@ -101,6 +102,8 @@ class ServerSideSessionInterface(SessionInterface):
 
     def _apply(self, settings: Settings) -> None:
         self.settings = settings
+        #: (Expires second or None, "name=", attributes) of the last Set-Cookie.
+        self._cookie_attributes: tuple[int | None, str, str] | None = None
         self.ids = IdCodec(settings.id_length, settings.secret_keys or None)
         self._serializer = self._serializer or settings.serializer
 
@@ -332,21 +335,14 @@ class ServerSideSessionInterface(SessionInterface):
             await self._answer_with_error(app, response, error)
             return
         if session.accessed or action is not _Cookie.KEEP:
-            response.vary.add("Cookie")
+            if "Vary" in response.headers:
+                response.vary.add("Cookie")
+            else:  # the common case, without parsing and rewriting a header set
+                response.headers["Vary"] = "Cookie"
         settings = self.settings
         if action is _Cookie.SET:
             assert session.sid is not None
-            response.set_cookie(
-                settings.cookie_name,
-                self.ids.to_cookie(session.sid),
-                expires=self._cookie_expiry(session),
-                domain=settings.cookie_domain,
-                path=settings.cookie_path,
-                secure=settings.cookie_secure,
-                httponly=settings.cookie_httponly,
-                samesite=settings.cookie_samesite,
-                partitioned=settings.cookie_partitioned,
-            )
+            response.headers.add("Set-Cookie", self._set_cookie(session))
         elif action is _Cookie.DELETE:
             response.delete_cookie(
                 settings.cookie_name,
@@ -358,10 +354,32 @@ class ServerSideSessionInterface(SessionInterface):
                 partitioned=settings.cookie_partitioned,
             )
 
-    def _cookie_expiry(self, session: ServerSideSession) -> datetime | None:
-        if not session.permanent:
-            return None
-        return datetime.now(UTC) + self.app.permanent_session_lifetime
+    def _set_cookie(self, session: ServerSideSession) -> str:
+        """The Set-Cookie header value for *session*.
+
+        What Werkzeug's ``dump_cookie`` makes, but only once a second: the
+        attributes after the value change only when the Expires second does.
+        Ids never need quoting (base64url, plus ``.`` when signed).
+        """
+        assert session.sid is not None
+        expires = int(time.time()) + self.settings.lifetime if session.permanent else None
+        cached = self._cookie_attributes
+        if cached is None or cached[0] != expires:
+            settings = self.settings
+            header = dump_cookie(
+                settings.cookie_name,
+                "",
+                expires=expires,
+                domain=settings.cookie_domain,
+                path=settings.cookie_path,
+                secure=settings.cookie_secure,
+                httponly=settings.cookie_httponly,
+                samesite=settings.cookie_samesite,
+                partitioned=settings.cookie_partitioned,
+            )
+            name, _, attributes = header.partition("=")
+            cached = self._cookie_attributes = (expires, f"{name}=", attributes)
+        return cached[1] + self.ids.to_cookie(session.sid) + cached[2]
 
     async def _answer_with_error(
         self, app: Quart, response: Response, error: SessionBackendError
