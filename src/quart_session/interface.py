@@ -86,6 +86,27 @@ async def _uncancellable(work: Coroutine[Any, Any, None]) -> None:
         raise asyncio.CancelledError
 
 
+def _cookie(request: BaseRequestWebsocket, name: str) -> str | None:
+    """``request.cookies.get(name)`` without parsing every cookie into a
+    MultiDict (4.5 µs a request): plain ``a=1; b=2`` headers are split here,
+    anything unusual (quotes, tabs, spaces, the name inside another) is left
+    to Werkzeug's parser."""
+    headers = request.headers.getlist("Cookie")
+    header = ";".join(headers)
+    if name not in header:
+        return None
+    if '"' not in header and "\t" not in header:
+        for part in header.split(";"):
+            key, _, value = part.strip(" ").partition("=")
+            if key == name and " " not in value:
+                return value
+            if name in key:
+                break
+        else:
+            return None
+    return request.cookies.get(name)
+
+
 class ServerSideSessionInterface(SessionInterface):
     session_class = ServerSideSession
 
@@ -102,6 +123,8 @@ class ServerSideSessionInterface(SessionInterface):
 
     def _apply(self, settings: Settings) -> None:
         self.settings = settings
+        path = settings.static_url_path
+        self._static_prefix = None if path is None else path + "/"
         #: (Expires second or None, "name=", attributes) of the last Set-Cookie.
         self._cookie_attributes: tuple[int | None, str, str] | None = None
         self.ids = IdCodec(settings.id_length, settings.secret_keys or None)
@@ -218,12 +241,12 @@ class ServerSideSessionInterface(SessionInterface):
         return ServerSideSession(permanent=self.settings.permanent, client_address=address)
 
     def _is_static(self, request: BaseRequestWebsocket) -> bool:
-        prefix = self.settings.static_url_path
-        return prefix is not None and request.path.startswith(prefix + "/")
+        prefix = self._static_prefix
+        return prefix is not None and request.path.startswith(prefix)
 
     async def open_session(self, app: Quart, request: BaseRequestWebsocket) -> ServerSideSession:
         settings = self.settings
-        cookie = request.cookies.get(settings.cookie_name)
+        cookie = _cookie(request, settings.cookie_name)
         if not cookie or (not settings.static_file and self._is_static(request)):
             return self._new_session(request)
         sid = self.ids.from_cookie(cookie)
