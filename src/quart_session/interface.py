@@ -86,6 +86,55 @@ async def _uncancellable(work: Coroutine[Any, Any, None]) -> None:
         raise asyncio.CancelledError
 
 
+class _Deadlines:
+    """Timeouts of store calls on asyncio for the price of a dict entry.
+
+    ``asyncio.timeout`` arms and cancels a timer on every call (5 µs); here
+    one timer waits for the oldest call in flight. All calls share one
+    timeout, so the order they start in is the order their deadlines come in.
+    Otherwise it behaves as ``asyncio.timeout``: the task is cancelled, and
+    that cancellation (not one from elsewhere) becomes a TimeoutError.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
+        self.loop = loop
+        self.seconds = seconds
+        #: token -> (deadline, task, the task's cancel count when it started)
+        self._running: dict[object, tuple[float, asyncio.Task[Any], int]] = {}
+        self._expired: dict[object, tuple[asyncio.Task[Any], int]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def arm(self) -> object:
+        task = asyncio.current_task()
+        assert task is not None
+        token = object()
+        deadline = self.loop.time() + self.seconds
+        self._running[token] = (deadline, task, task.cancelling())
+        if self._timer is None:
+            self._timer = self.loop.call_at(deadline, self._expire)
+        return token
+
+    def timed_out(self, token: object) -> bool:
+        """Whether a CancelledError in the call of *token* is its timeout."""
+        expired = self._expired.pop(token, None)
+        return expired is not None and expired[0].uncancel() <= expired[1]
+
+    def disarm(self, token: object) -> None:
+        self._running.pop(token, None)
+        self._expired.pop(token, None)
+
+    def _expire(self) -> None:
+        self._timer = None
+        now = self.loop.time()
+        for token, (deadline, task, cancelling) in list(self._running.items()):
+            if deadline > now:
+                self._timer = self.loop.call_at(deadline, self._expire)
+                return
+            del self._running[token]
+            self._expired[token] = (task, cancelling)
+            task.cancel()
+
+
 def _cookie(request: BaseRequestWebsocket, name: str) -> str | None:
     """``request.cookies.get(name)`` without parsing every cookie into a
     MultiDict (4.5 µs a request): plain ``a=1; b=2`` headers are split here,
@@ -123,6 +172,7 @@ class ServerSideSessionInterface(SessionInterface):
 
     def _apply(self, settings: Settings) -> None:
         self.settings = settings
+        self._deadlines: _Deadlines | None = None
         path = settings.static_url_path
         self._static_prefix = None if path is None else path + "/"
         #: (Expires second or None, "name=", attributes) of the last Set-Cookie.
@@ -175,12 +225,23 @@ class ServerSideSessionInterface(SessionInterface):
         store = self.store
         timeout = self.settings.backend_timeout
         try:
-            if sniffio.current_async_library() == "asyncio":
-                # Half the cost of anyio's cancel scope, paid on every store call.
-                async with asyncio.timeout(timeout):
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # Trio
+                with anyio.fail_after(timeout):
                     return await func(*args)
-            with anyio.fail_after(timeout):
+            deadlines = self._deadlines
+            if deadlines is None or deadlines.loop is not loop:
+                deadlines = self._deadlines = _Deadlines(loop, timeout)
+            token = deadlines.arm()
+            try:
                 return await func(*args)
+            except asyncio.CancelledError:
+                if deadlines.timed_out(token):
+                    raise TimeoutError from None
+                raise
+            finally:
+                deadlines.disarm(token)
         except TimeoutError as error:
             failure = SessionBackendError(
                 store.name, store.address, f"{func.__name__} timed out after {timeout:g}s"
