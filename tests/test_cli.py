@@ -21,7 +21,7 @@ from quart import Quart, jsonify, request, session
 from quart.typing import ResponseReturnValue
 from quart_trio import QuartTrio
 
-from quart_session import ServerSideSessionInterface, Session
+from quart_session import ServerSideSession, ServerSideSessionInterface, Session
 from quart_session.cli import session_cli
 from quart_session.stores.base import Store
 
@@ -278,3 +278,22 @@ def test_the_quart_command_line_reaches_the_demo(tmp_path: Path) -> None:
         0,
         f"0 sessions live in the filesystem store at {tmp_path}.\n",
     ), done.stderr
+
+
+def test_ids_starting_with_a_dash_are_ids_not_options(app: Quart) -> None:
+    interface = interface_of(app)
+    sid = "-" + "A" * 42  # base64url ids start with "-" one time in 64
+    payload = interface._encode_data({"user": "dash"}, ServerSideSession())
+
+    def plant() -> Store:
+        # A memory store lives only until a command closes it: plant each time.
+        store = store_of(app)
+        run(app, lambda: store.save(interface._key(sid), payload, 60, None))
+        return store
+
+    plant()
+    shown = quart_session(app, "show", sid)
+    assert (shown.exit_code, json.loads(shown.output)) == (0, {"user": "dash"})
+    store = plant()
+    assert quart_session(app, "delete", sid).exit_code == 0
+    assert run(app, lambda: store.load(interface._key(sid))) is None

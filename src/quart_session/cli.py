@@ -110,7 +110,8 @@ def count() -> None:
     _run(count_live)
 
 
-@session_cli.command("show")
+# Ids may start with "-": never read them as options.
+@session_cli.command("show", context_settings={"ignore_unknown_options": True})
 @click.argument("session_id", metavar="ID")
 def show(session_id: str) -> None:
     """Print the data of session ID as JSON."""
@@ -130,7 +131,7 @@ def show(session_id: str) -> None:
     _run(show_data)
 
 
-@session_cli.command("delete")
+@session_cli.command("delete", context_settings={"ignore_unknown_options": True})
 @click.argument("session_id", metavar="ID")
 def delete(session_id: str) -> None:
     """Delete session ID (its user is logged out)."""
