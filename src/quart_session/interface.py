@@ -443,23 +443,28 @@ class ServerSideSessionInterface(SessionInterface):
             # the save must finish anyway.
             await _uncancellable(self._save_from_websocket(session))
             return
-        # An HTTPException (a 404) answers with a plain Werkzeug response,
-        # which has no file body classes.
-        file_response = (
-            not self.settings.static_file
-            and isinstance(response, Response)
-            and isinstance(response.response, (response.file_body_class, response.io_body_class))
-        )
-        try:
-            action = await self._store_changes(session, file_response)
-        except SessionBackendError as error:
-            await self._answer_with_error(app, response, error)
-            return
+        if session.sid is None and not (session.modified or session.cleared):
+            action = _Cookie.KEEP  # a new session nobody wrote to: nothing to do
+        else:
+            # An HTTPException (a 404) answers with a plain Werkzeug response,
+            # which has no file body classes.
+            file_response = (
+                not self.settings.static_file
+                and isinstance(response, Response)
+                and isinstance(
+                    response.response, (response.file_body_class, response.io_body_class)
+                )
+            )
+            try:
+                action = await self._store_changes(session, file_response)
+            except SessionBackendError as error:
+                await self._answer_with_error(app, response, error)
+                return
         if session.accessed or action is not _Cookie.KEEP:
             if "Vary" in response.headers:
                 response.vary.add("Cookie")
             else:  # the common case, without parsing and rewriting a header set
-                response.headers["Vary"] = "Cookie"
+                response.headers.add("Vary", "Cookie")
         settings = self.settings
         if action is _Cookie.SET:
             assert session.sid is not None
