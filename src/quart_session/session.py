@@ -25,6 +25,17 @@ _IMMUTABLE = (str, int, float, bool, bytes, type(None))
 class ServerSideSession(dict[str, Any], SessionMixin):
     """A dict that remembers how it was used during one request."""
 
+    # What a session has not done yet, as class attributes: one is created per
+    # request, so only what differs is set on the instance.
+    modified = False
+    _read_or_written = False
+    cleared = False
+    marked_dirty = False
+    may_have_mutated = False
+    #: Set once the interface has saved this session (websocket teardown
+    #: must not save twice).
+    saved = False
+
     def __init__(
         self,
         data: dict[str, Any] | None = None,
@@ -48,14 +59,6 @@ class ServerSideSession(dict[str, Any], SessionMixin):
         self.client_address = client_address
         self._permanent = permanent
         self.new = sid is None
-        self.modified = False
-        self._read_or_written = False
-        self.cleared = False
-        self.marked_dirty = False
-        self.may_have_mutated = False
-        #: Set once the interface has saved this session (websocket teardown
-        #: must not save twice).
-        self.saved = False
 
     # -- reads ------------------------------------------------------------
     def _handed_out(self, value: Any) -> Any:
