@@ -297,14 +297,20 @@ class ServerSideSessionInterface(SessionInterface):
 
     # -- encoding -------------------------------------------------------------
     def _encode(self, session: ServerSideSession) -> bytes:
-        return self._encode_data(session.snapshot(), session)
+        data = session.snapshot()  # a fresh dict: no second copy for the metadata
+        data[META_KEY] = self._meta(session)
+        return dumps_bytes(self.serializer, data)
 
     def _encode_data(self, data: dict[str, Any], session: ServerSideSession) -> bytes:
         """*data* plus the session's own metadata, serialized."""
+        return dumps_bytes(self.serializer, {**data, META_KEY: self._meta(session)})
+
+    @staticmethod
+    def _meta(session: ServerSideSession) -> dict[str, Any]:
         meta: dict[str, Any] = {"p": session.permanent}
         if session.client_address is not None:
             meta["a"] = session.client_address
-        return dumps_bytes(self.serializer, {**data, META_KEY: meta})
+        return meta
 
     def _decode(self, payload: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
         """(data, meta) of a stored record; raises ValueError if it is not one."""
