@@ -174,23 +174,24 @@ class _Deadlines:
 
 def _cookie(request: BaseRequestWebsocket, name: str) -> str | None:
     """``request.cookies.get(name)`` without parsing every cookie into a
-    MultiDict (4.5 µs a request): plain ``a=1; b=2`` headers are split here,
-    anything unusual (quotes, tabs, spaces, the name inside another) is left
-    to Werkzeug's parser."""
-    headers = request.headers.getlist("Cookie")
-    header = ";".join(headers)
+    MultiDict (4.5 µs a request).
+
+    Plain ASCII headers without quotes or tabs are read here by Werkzeug's
+    rules: ``key[ ]=[ ]value`` between semicolons, a part with a space inside
+    its key or value is skipped, the first match wins. Anything else goes to
+    Werkzeug's parser.
+    """
+    header = ";".join(request.headers.getlist("Cookie"))
     if name not in header:
         return None
-    if '"' not in header and "\t" not in header:
-        for part in header.split(";"):
-            key, _, value = part.strip(" ").partition("=")
-            if key == name and " " not in value:
-                return value
-            if name in key:
-                break
-        else:
-            return None
-    return request.cookies.get(name)
+    if not header.isascii() or '"' in header or "\t" in header:
+        return request.cookies.get(name)
+    for part in header.split(";"):
+        key, _, value = part.partition("=")
+        key, value = key.strip(" "), value.strip(" ")
+        if key == name and " " not in value:
+            return value
+    return None
 
 
 class ServerSideSessionInterface(SessionInterface):
