@@ -50,8 +50,9 @@ make_venv() {
         return 0
     fi
     echo "== setting up $dir ($("$python" --version), $quart)"
-    rm -rf "$dir"
-    "$python" -m venv "$dir"
+    # Reinstalled in place: removing the folder would pull it from under a
+    # running demo or test.
+    [ -x "$dir/bin/python" ] || "$python" -m venv "$dir"
     "$dir/bin/python" -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
     local extra=()
     [ -f docs/requirements.txt ] && extra+=(-r docs/requirements.txt)
