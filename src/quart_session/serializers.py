@@ -6,12 +6,14 @@ datetime (the set Quart-Session 3.0 and Quart's cookie sessions support).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import pickle
+import struct
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol, runtime_checkable
 
 from markupsafe import Markup
@@ -133,9 +135,18 @@ def _msgspec_json_encoder() -> Callable[[Any], bytes] | None:
 
 
 class MsgpackSerializer:
-    """Compact binary msgpack through msgspec; extension types keep the extra types."""
+    """Compact binary msgpack through msgspec; extension types keep the extra types.
 
-    _TUPLE, _UUID, _MARKUP, _DATETIME = 1, 2, 3, 4
+    Two shapes get a denser form: a list of two or more dicts with the same
+    keys (a cart, recent items) is stored as a table, the keys once; a
+    datetime as 12 bytes (its fields, the UTC offset in minutes).
+    """
+
+    _TUPLE, _UUID, _MARKUP, _ISO_DATETIME, _DATETIME, _TABLE = 1, 2, 3, 4, 5, 6
+    #: year, month, day, hour, minute, second * 10**6 + microsecond, offset.
+    _DATETIME_FORMAT = struct.Struct(">HBBBBIh")
+    #: _DATETIME's offset of a naive datetime.
+    _NAIVE = -(2**15)
 
     def __init__(self) -> None:
         try:
@@ -151,6 +162,16 @@ class MsgpackSerializer:
     def _to_wire(self, value: Any) -> Any:
         # msgspec encodes tuples as arrays and Markup as str without asking, so
         # the extra types are wrapped before encoding rather than in enc_hook.
+        kind = type(value)
+        if kind is dict:
+            return {k: v if type(v) in _PLAIN else self._to_wire(v) for k, v in value.items()}
+        if kind is list:
+            table = self._table(value)
+            if table is not None:
+                return table
+            return [v if type(v) in _PLAIN else self._to_wire(v) for v in value]
+        if kind in _PLAIN:
+            return value
         if isinstance(value, dict):
             return {key: self._to_wire(item) for key, item in value.items()}
         if isinstance(value, list):
@@ -163,17 +184,60 @@ class MsgpackSerializer:
         if isinstance(value, uuid.UUID):
             return self._ext(self._UUID, value.bytes)
         if isinstance(value, datetime):
-            return self._ext(self._DATETIME, value.isoformat().encode())
+            return self._datetime(value)
         return value
 
+    def _table(self, rows: list[Any]) -> Any:
+        """*rows* as a table if they are 2+ dicts with the same str keys, else None."""
+        if len(rows) < 2 or type(rows[0]) is not dict or not rows[0]:
+            return None
+        keys = tuple(rows[0])
+        for row in rows:
+            if type(row) is not dict or tuple(row) != keys:
+                return None
+        if not all(type(key) is str for key in keys):
+            return None  # 1 == True: only str keys are sure to come back as they were
+        values = [
+            [v if type(v) in _PLAIN else self._to_wire(v) for v in row.values()] for row in rows
+        ]
+        return self._ext(self._TABLE, self._encoder.encode([keys, values]))
+
+    def _datetime(self, value: datetime) -> Any:
+        offset = value.utcoffset()
+        if offset is None:
+            minutes = self._NAIVE
+        elif offset % timedelta(minutes=1):
+            # An offset in seconds: ISO 8601 keeps it.
+            return self._ext(self._ISO_DATETIME, value.isoformat().encode())
+        else:
+            minutes = offset // timedelta(minutes=1)
+        fields = self._DATETIME_FORMAT.pack(
+            value.year,
+            value.month,
+            value.day,
+            value.hour,
+            value.minute,
+            value.second * 1_000_000 + value.microsecond,
+            minutes,
+        )
+        return self._ext(self._DATETIME, fields)
+
     def _from_ext(self, code: int, data: memoryview) -> Any:
+        if code == self._TABLE:
+            keys, rows = self._decoder.decode(data)
+            return [dict(zip(keys, row, strict=True)) for row in rows]
         if code == self._TUPLE:
             return tuple(self._decoder.decode(data))
+        if code == self._DATETIME:
+            year, month, day, hour, minute, micros, minutes = self._DATETIME_FORMAT.unpack(data)
+            second, micro = divmod(micros, 1_000_000)
+            zone = None if minutes == self._NAIVE else _fixed_zone(minutes)
+            return datetime(year, month, day, hour, minute, second, micro, zone)
         if code == self._MARKUP:
             return Markup(bytes(data).decode())  # noqa: S704 - stored as Markup
         if code == self._UUID:
             return uuid.UUID(bytes=bytes(data))
-        if code == self._DATETIME:
+        if code == self._ISO_DATETIME:
             return datetime.fromisoformat(bytes(data).decode())
         raise ValueError(f"unknown msgpack extension type {code}")
 
@@ -182,6 +246,11 @@ class MsgpackSerializer:
 
     def loads(self, data: bytes) -> Any:
         return self._decoder.decode(data)
+
+
+@functools.cache
+def _fixed_zone(minutes: int) -> timezone:
+    return timezone(timedelta(minutes=minutes))
 
 
 class _PickleSerializer:
