@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import json
-import resource
 import sys
 import time
 from collections.abc import Callable
@@ -209,17 +209,23 @@ class Worker:
         return sizes
 
     async def rss(self, sessions: int) -> dict[str, Any]:
-        """Peak RSS after creating *sessions* live sessions (memory store)."""
+        """Resident memory before and after creating *sessions* live sessions
+        (memory store), and the process's peak."""
         interface: Any = self.app.session_interface
         prefix = interface.settings.key_prefix
         live_before = await interface.store.count(prefix)
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        gc.collect()
+        before = _memory_kib("VmRSS")
         for _ in range(sessions):
             if await self.new_session() is None:
                 raise RuntimeError("/fill set no cookie")
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        created = await interface.store.count(prefix) - live_before
-        return {"sessions": created, "rss_before_kib": before, "rss_peak_kib": peak}
+        gc.collect()
+        return {
+            "sessions": await interface.store.count(prefix) - live_before,
+            "rss_before_kib": before,
+            "rss_after_kib": _memory_kib("VmRSS"),
+            "rss_peak_kib": _memory_kib("VmHWM"),
+        }
 
     async def handle(self, command: dict[str, Any]) -> Any:
         op = command["op"]
@@ -249,6 +255,15 @@ async def serve(spec: dict[str, Any]) -> None:
                 reply({"error": repr(error)})
     finally:
         await worker.app.shutdown()
+
+
+def _memory_kib(field: str) -> int:
+    """A ``/proc/self/status`` figure: VmRSS (now) or VmHWM (peak), in KiB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def reply(answer: Any) -> None:
