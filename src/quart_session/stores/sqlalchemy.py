@@ -23,7 +23,7 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from sqlalchemy import (
@@ -100,15 +100,20 @@ class SQLAlchemyStore(Store):
     ) -> SQLAlchemyStore:
         """A store with its own engine; ``close`` disposes of it.
 
-        On SQLite, *lock_timeout* bounds the wait for a locked database: kept
-        below SESSION_BACKEND_TIMEOUT, the driver gives up by itself, because
-        an aiosqlite operation cancelled by our timeout can hang the loop.
+        On SQLite, *lock_timeout* bounds the wait for a database locked by
+        another process: kept below SESSION_BACKEND_TIMEOUT, the driver gives up
+        by itself, because an aiosqlite operation cancelled by our timeout can
+        hang the loop. Within this process one connection serves every
+        request: SQLite writes one at a time anyway, and requests then queue in
+        the pool, fairly and cancellably, instead of in SQLite's busy loop.
         """
         url = make_url(url)
-        connect_args = {}
-        if lock_timeout is not None and url.get_backend_name() == "sqlite":
-            connect_args["timeout"] = lock_timeout
-        return cls(create_async_engine(url, connect_args=connect_args), table, owns_engine=True)
+        options: dict[str, Any] = {}
+        if url.get_backend_name() == "sqlite":
+            options.update(pool_size=1, max_overflow=0)
+            if lock_timeout is not None:
+                options["connect_args"] = {"timeout": lock_timeout}
+        return cls(create_async_engine(url, **options), table, owns_engine=True)
 
     @property
     def address(self) -> str:
