@@ -194,17 +194,17 @@ def goals(f: Figures) -> list[Goal]:
         names = [
             v.name for v in f.m.variants if v.spec["kind"] == "ours" and f.has(v.name, scenario)
         ]
-        if not names or not f.has(NOISE, scenario):
+        if "redis" not in names or not f.has(NOISE, scenario):
             continue
         calls = max(f.m.calls.get((n, scenario), 0) for n in names)
+        redis, noise = f.overhead("redis", scenario), f.noise()
         worst = max(names, key=lambda n: f.overhead(n, scenario))
-        noise = f.noise()
         found.append(
             Goal(
-                f"{scenario}: zero store calls, overhead within noise (every store of ours)",
-                f"{calls:g} calls; overhead at most {f.overhead(worst, scenario):.1f} µs "
-                f"({worst}), noise {noise:.1f} µs",
-                calls == 0 and f.overhead(worst, scenario) <= noise,
+                f"{scenario}: zero store calls (every store of ours), overhead within noise",
+                f"{calls:g} calls; overhead {redis:.1f} µs on Redis (at most "
+                f"{f.overhead(worst, scenario):.1f} µs: {worst}), noise {noise:.1f} µs",
+                calls == 0 and redis <= noise,
             )
         )
     ours_size, qs3_size = f.stored_bytes("redis", "msgpack"), f.stored_bytes("qs3-redis", "json")
@@ -221,16 +221,18 @@ def goals(f: Figures) -> list[Goal]:
 
 def render(m: Measurements) -> str:
     f = Figures(m)
-    out = ["### In-process (ASGI, no server): µs per request", ""]
-    out += [
-        "mean = median over rounds of the round's mean without its slowest 5% of requests; "
-        "p99 over all requests; **+** = overhead over *no session* (median over rounds of "
-        "the difference of those means).",
-        "",
-    ]
-    out += timing_table(f)
-    out += ["", "### Store calls per request (counted)", ""]
-    out += calls_table(f)
+    out: list[str] = []
+    if m.timings.rounds:
+        out += ["### In-process (ASGI, no server): µs per request", ""]
+        out += [
+            "mean = median over rounds of the round's mean without its slowest 5% of requests; "
+            "p99 over all requests; **+** = overhead over *no session* (median over rounds of "
+            "the difference of those means).",
+            "",
+        ]
+        out += timing_table(f)
+        out += ["", "### Store calls per request (counted)", ""]
+        out += calls_table(f)
     if m.http:
         out += ["", "### Over HTTP (Hypercorn + wrk)", ""]
         out += http_table(f)

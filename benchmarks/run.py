@@ -36,10 +36,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=100, help="untimed requests before each run")
     parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds (in-process)")
     parser.add_argument("--http-seconds", type=int, default=5, help="wrk -d per run")
-    parser.add_argument("--http-rounds", type=int, default=1, help="interleaved rounds (HTTP)")
+    parser.add_argument("--http-rounds", type=int, default=2, help="interleaved rounds (HTTP)")
     parser.add_argument("--connections", type=int, default=16, help="wrk -c")
     parser.add_argument("--threads", type=int, default=2, help="wrk -t")
     parser.add_argument("--no-http", action="store_true", help="skip the Hypercorn + wrk harness")
+    parser.add_argument(
+        "--no-inprocess", action="store_true", help="skip the in-process harness and counts"
+    )
     parser.add_argument("--only", help="comma-separated variant names (none is always run)")
     parser.add_argument("--quick", action="store_true", help="small runs, to check the set-up")
     parser.add_argument("--results", type=Path, help="also write the report to this file")
@@ -115,6 +118,33 @@ def _per_request(commands: Counter[str], n: int) -> tuple[float, str]:
     return total, f"({names})" if names else ""
 
 
+def in_process(m: Measurements, trips: TripCounter, args: argparse.Namespace) -> None:
+    log(f"starting {len(m.variants)} in-process workers")
+    with workers(m.variants) as running:
+        m.infos = {name: w.info for name, w in running.items()}
+        log("counting store calls and round trips")
+        for name, worker in running.items():
+            for scenario in SCENARIOS:
+                calls, counted = trips.measure(worker, scenario, COUNT_REQUESTS)
+                m.calls[(name, scenario)] = calls
+                if counted is not None:
+                    m.trips[(name, scenario)] = counted
+            m.sizes[name] = worker.ask("size")
+        log("timing")
+        m.timings = time_all(
+            running,
+            requests=args.requests,
+            warmup=args.warmup,
+            rounds=args.rounds,
+            progress=log,
+        )
+    memory = [v for v in m.variants if v.name == "memory"]
+    if memory:
+        log(f"peak RSS for {RSS_SESSIONS:,} sessions in the memory store")
+        with workers(memory) as fresh:
+            m.rss = fresh["memory"].ask("rss", sessions=RSS_SESSIONS)
+
+
 def machine() -> list[str]:
     model = "unknown CPU"
     with open("/proc/cpuinfo") as cpuinfo:
@@ -169,30 +199,8 @@ def main(argv: list[str]) -> None:
             m.variants += baseline_variants(m.variants, args.baseline, tmp)
         trips = TripCounter(redis_port, cache, pg)
 
-        log(f"starting {len(m.variants)} in-process workers")
-        with workers(m.variants) as running:
-            m.infos = {name: w.info for name, w in running.items()}
-            log("counting store calls and round trips")
-            for name, worker in running.items():
-                for scenario in SCENARIOS:
-                    calls, counted = trips.measure(worker, scenario, COUNT_REQUESTS)
-                    m.calls[(name, scenario)] = calls
-                    if counted is not None:
-                        m.trips[(name, scenario)] = counted
-                m.sizes[name] = worker.ask("size")
-            log("timing")
-            m.timings = time_all(
-                running,
-                requests=args.requests,
-                warmup=args.warmup,
-                rounds=args.rounds,
-                progress=log,
-            )
-        memory = [v for v in m.variants if v.name == "memory"]
-        if memory:
-            log(f"peak RSS for {RSS_SESSIONS:,} sessions in the memory store")
-            with workers(memory) as fresh:
-                m.rss = fresh["memory"].ask("rss", sessions=RSS_SESSIONS)
+        if not args.no_inprocess:
+            in_process(m, trips, args)
         if not args.no_http:
             log("HTTP: starting one Hypercorn per variant")
             with serving(m.variants, tmp) as served:

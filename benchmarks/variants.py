@@ -72,6 +72,16 @@ def all_variants(at: Endpoints) -> list[Variant]:
             SESSION_TYPE="redis",
             SESSION_URI=at.redis_url,
         ),
+        # What Quart-Session 3.0 does: reads neither refresh the TTL nor re-send
+        # the cookie (a plain GET), so the two compare like for like.
+        ours(
+            "redis-fixed",
+            "ours, Redis (redis-py), no sliding expiry",
+            "redis",
+            SESSION_TYPE="redis",
+            SESSION_URI=at.redis_url,
+            SESSION_REFRESH_EACH_REQUEST=False,
+        ),
         glide,
         ours(
             "memcached",
