@@ -30,6 +30,7 @@ class Measurements:
     timings: Timings = field(default_factory=Timings)
     http: dict[tuple[str, str], list[WrkResult]] = field(default_factory=dict)
     rss: dict[str, Any] = field(default_factory=dict)
+    breakdown: list[tuple[str, float]] = field(default_factory=list)
 
 
 #: Share of the slowest requests a round's mean leaves out: on a shared
@@ -233,6 +234,13 @@ def render(m: Measurements) -> str:
         out += timing_table(f)
         out += ["", "### Store calls per request (counted)", ""]
         out += calls_table(f)
+    if m.breakdown:
+        out += [
+            "",
+            "### Where a Redis read's time goes (one process, median µs over no session)",
+            "",
+        ]
+        out += _table(["what /read does", "+ µs"], [[label, _us(v)] for label, v in m.breakdown])
     if m.http:
         out += ["", "### Over HTTP (Hypercorn + wrk)", ""]
         out += http_table(f)

@@ -8,6 +8,7 @@ one worker process per variant (ours and Quart-Session 3.0.0 both import as
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shlex
@@ -19,11 +20,11 @@ from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 
-from .inprocess import SCENARIOS, WorkerProcess, log, time_all, workers
+from .inprocess import COMMAND_TIMEOUT, SCENARIOS, WorkerProcess, log, time_all, workers
 from .overhttp import load_all, serving
 from .report import Measurements, render
 from .servers import Memcached, Postgres, RedisMonitor, memcached, postgres, redis_server
-from .variants import ROOT, Endpoints, Variant, all_variants, at_revision
+from .variants import OURS_PYTHON, ROOT, Endpoints, Variant, all_variants, at_revision
 
 #: Requests per scenario in the (untimed) counting pass.
 COUNT_REQUESTS = 50
@@ -145,6 +146,18 @@ def in_process(m: Measurements, trips: TripCounter, args: argparse.Namespace) ->
             m.rss = fresh["memory"].ask("rss", sessions=RSS_SESSIONS)
 
 
+def breakdown(redis_url: str) -> list[tuple[str, float]]:
+    done = subprocess.run(
+        [str(OURS_PYTHON), "-m", "benchmarks.breakdown", redis_url],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=COMMAND_TIMEOUT,
+    )
+    return [(label, value) for label, value in json.loads(done.stdout)]
+
+
 def machine() -> list[str]:
     model = "unknown CPU"
     with open("/proc/cpuinfo") as cpuinfo:
@@ -201,6 +214,8 @@ def main(argv: list[str]) -> None:
 
         if not args.no_inprocess:
             in_process(m, trips, args)
+            log("where a Redis read's time goes")
+            m.breakdown = breakdown(at.redis_url)
         if not args.no_http:
             log("HTTP: starting one Hypercorn per variant")
             with serving(m.variants, tmp) as served:
