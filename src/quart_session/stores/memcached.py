@@ -77,7 +77,9 @@ class MemcachedStore(Store):
     @classmethod
     def connect(cls, host: str, port: int) -> MemcachedStore:
         """A store with its own client; ``close`` closes it."""
-        client = aiomcache.Client(host, port, pool_size=POOL_SIZE, pool_minsize=1)
+        # aiomcache's pool grows only up to its minimum size: below that every
+        # command would share one connection, and requests would run in turn.
+        client = aiomcache.Client(host, port, pool_size=POOL_SIZE, pool_minsize=POOL_SIZE)
         return cls(client, owns_client=True)
 
     @property
