@@ -78,10 +78,19 @@ class Figures:
         return max(abs(self.overhead(NOISE, s)) for s in SCENARIOS if self.has(NOISE, s))
 
     def stored_bytes(self, name: str, serializer: str) -> int | None:
+        """What the store holds: our Redis store puts a header before the payload."""
         size = self.m.sizes.get(name, {}).get(serializer)
         if size is None:
             return None
-        return size + REDIS_HEADER if name in ("redis", "glide") else size
+        return size + REDIS_HEADER if name in self.ours_on_redis else size
+
+    @property
+    def ours_on_redis(self) -> set[str]:
+        return {
+            v.name
+            for v in self.m.variants
+            if v.spec["kind"] == "ours" and v.spec["config"].get("SESSION_TYPE") == "redis"
+        }
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
