@@ -25,6 +25,8 @@ from werkzeug.http import dump_cookie
 
 from . import signals
 from .config import Settings
+from .cookies import read_cookie
+from .deadlines import Deadlines
 from .errors import SessionBackendError
 from .ids import IdCodec
 from .serializers import Serializer, dumps_bytes, resolve_serializer
@@ -86,114 +88,6 @@ async def _uncancellable(work: Coroutine[Any, Any, None]) -> None:
         raise asyncio.CancelledError
 
 
-class _Expired:
-    __slots__ = ("cancelling", "cancels", "task")
-
-    def __init__(self, task: asyncio.Task[Any], cancelling: int) -> None:
-        self.task = task
-        #: The task's cancel count when the call started.
-        self.cancelling = cancelling
-        #: How often the timeout has cancelled the task since.
-        self.cancels = 0
-
-
-class _Deadlines:
-    """Timeouts of store calls on asyncio for the price of a dict entry.
-
-    ``asyncio.timeout`` arms and cancels a timer on every call (5 µs); here
-    one timer waits for the oldest call in flight. All calls share one
-    timeout, so the order they start in is the order their deadlines come in.
-
-    As with anyio's cancel scopes, a call past its deadline is cancelled again
-    every millisecond until it ends: a driver may catch one cancellation to
-    clean up (SQLAlchemy closing a connection to a dead server) and then wait
-    out its own, longer timeouts. Only these cancellations, none from
-    elsewhere, turn into a TimeoutError.
-    """
-
-    #: Seconds between cancellations of a call past its deadline.
-    REPEAT = 0.001
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
-        self.loop = loop
-        self.seconds = seconds
-        #: token -> (deadline, task, the task's cancel count when it started)
-        self._running: dict[object, tuple[float, asyncio.Task[Any], int]] = {}
-        self._expired: dict[object, _Expired] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._repeat: asyncio.TimerHandle | None = None
-
-    def arm(self) -> object:
-        task = asyncio.current_task()
-        assert task is not None
-        token = object()
-        deadline = self.loop.time() + self.seconds
-        self._running[token] = (deadline, task, task.cancelling())
-        if self._timer is None:
-            self._timer = self.loop.call_at(deadline, self._expire)
-        return token
-
-    def timed_out(self, token: object) -> bool:
-        """Whether a CancelledError in the call of *token* is its timeout."""
-        expired = self._expired.pop(token, None)
-        return expired is not None and self._uncancel(expired) <= expired.cancelling
-
-    def disarm(self, token: object) -> None:
-        self._running.pop(token, None)
-        expired = self._expired.pop(token, None)
-        if expired is not None:  # the call ended despite its cancellations
-            self._uncancel(expired)
-
-    @staticmethod
-    def _uncancel(expired: _Expired) -> int:
-        remaining = expired.task.cancelling()
-        for _ in range(expired.cancels):
-            remaining = expired.task.uncancel()
-        return remaining
-
-    def _expire(self) -> None:
-        self._timer = None
-        now = self.loop.time()
-        for token, (deadline, task, cancelling) in list(self._running.items()):
-            if deadline > now:
-                self._timer = self.loop.call_at(deadline, self._expire)
-                break
-            del self._running[token]
-            self._expired[token] = _Expired(task, cancelling)
-        if self._repeat is None:
-            self._cancel_expired()
-
-    def _cancel_expired(self) -> None:
-        self._repeat = None
-        for expired in self._expired.values():
-            expired.task.cancel()
-            expired.cancels += 1
-        if self._expired:
-            self._repeat = self.loop.call_later(self.REPEAT, self._cancel_expired)
-
-
-def _cookie(request: BaseRequestWebsocket, name: str) -> str | None:
-    """``request.cookies.get(name)`` without parsing every cookie into a
-    MultiDict (4.5 µs a request).
-
-    Plain ASCII headers without quotes or tabs are read here by Werkzeug's
-    rules: ``key[ ]=[ ]value`` between semicolons, a part with a space inside
-    its key or value is skipped, the first match wins. Anything else goes to
-    Werkzeug's parser.
-    """
-    header = ";".join(request.headers.getlist("Cookie"))
-    if name not in header:
-        return None
-    if not header.isascii() or '"' in header or "\t" in header:
-        return request.cookies.get(name)
-    for part in header.split(";"):
-        key, _, value = part.partition("=")
-        key, value = key.strip(" "), value.strip(" ")
-        if key == name and " " not in value:
-            return value
-    return None
-
-
 class ServerSideSessionInterface(SessionInterface):
     session_class = ServerSideSession
 
@@ -210,7 +104,7 @@ class ServerSideSessionInterface(SessionInterface):
 
     def _apply(self, settings: Settings) -> None:
         self.settings = settings
-        self._deadlines: _Deadlines | None = None
+        self._deadlines: Deadlines | None = None
         path = settings.static_url_path
         self._static_prefix = None if path is None else path + "/"
         #: (Expires second or None, "name=", attributes) of the last Set-Cookie.
@@ -270,7 +164,7 @@ class ServerSideSessionInterface(SessionInterface):
                     return await func(*args)
             deadlines = self._deadlines
             if deadlines is None or deadlines.loop is not loop:
-                deadlines = self._deadlines = _Deadlines(loop, timeout)
+                deadlines = self._deadlines = Deadlines(loop, timeout)
             token = deadlines.arm()
             try:
                 return await func(*args)
@@ -351,7 +245,7 @@ class ServerSideSessionInterface(SessionInterface):
 
     async def open_session(self, app: Quart, request: BaseRequestWebsocket) -> ServerSideSession:
         settings = self.settings
-        cookie = _cookie(request, settings.cookie_name)
+        cookie = read_cookie(request, settings.cookie_name)
         if not cookie or (not settings.static_file and self._is_static(request)):
             return self._new_session(request)
         sid = self.ids.from_cookie(cookie)
