@@ -11,8 +11,6 @@ as EVALSHA + GETRANGE + SET): the client sent one, EVALSHA.
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import time
 from collections import Counter
@@ -30,7 +28,7 @@ from quart import Quart
 from quart_session.config import Settings
 from quart_session.stores.redis import RedisStore, from_settings
 
-from .servers import free_port, need_binary, running
+from .servers import Frozen, free_port, need_binary, running  # noqa: F401 - Frozen re-exported
 
 SERVICE = "sessions"
 """The Sentinel service name of the watched master."""
@@ -45,19 +43,6 @@ def settings_for(**config: Any) -> Settings:
 def store_for(**config: Any) -> RedisStore:
     """The store ``Session`` would build from these ``app.config`` keys."""
     return from_settings(settings_for(**config))
-
-
-class Frozen:
-    """Stops a server by freezing it (SIGSTOP), so it survives the test."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-
-    async def stop(self) -> None:
-        os.kill(self.pid, signal.SIGSTOP)
-
-    async def start(self) -> None:
-        os.kill(self.pid, signal.SIGCONT)
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:

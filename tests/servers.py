@@ -90,3 +90,16 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+class Frozen:
+    """An outage of a shared server: frozen (SIGSTOP), so it outlives the test."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    async def stop(self) -> None:
+        os.kill(self.pid, signal.SIGSTOP)
+
+    async def start(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)

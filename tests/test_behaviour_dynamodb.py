@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,6 +12,7 @@ import pytest
 from .behaviour import ReadRaw, SessionBehaviour
 from .concurrency import OutageBehaviour
 from .dynamodb_servers import REGION, DynamoDBServer, dynamodb_server_fixture  # noqa: F401
+from .servers import Frozen
 
 pytestmark = pytest.mark.servers
 
@@ -47,19 +46,6 @@ def read_raw(client: Any, table: str) -> ReadRaw:
         return bytes(reply["Item"]["data"]["B"]) if "Item" in reply else None
 
     return read
-
-
-class Frozen:
-    """An outage of the shared server: frozen (SIGSTOP), so it outlives the test."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-
-    async def stop(self) -> None:
-        os.kill(self.pid, signal.SIGSTOP)
-
-    async def start(self) -> None:
-        os.kill(self.pid, signal.SIGCONT)
 
 
 class TestDynamoDBBehaviour(SessionBehaviour):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,6 +12,7 @@ from pymongo import AsyncMongoClient
 from .behaviour import ReadRaw, SessionBehaviour
 from .concurrency import OutageBehaviour
 from .mongo_servers import MongoServer, mongo_server_fixture  # noqa: F401
+from .servers import Frozen
 
 pytestmark = pytest.mark.servers
 
@@ -51,19 +50,6 @@ def read_raw(client: AsyncMongoClient[Document], collection: str) -> ReadRaw:
         return None if document is None else bytes(document["data"])
 
     return read
-
-
-class Frozen:
-    """An outage of the shared server: frozen (SIGSTOP), so it outlives the test."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-
-    async def stop(self) -> None:
-        os.kill(self.pid, signal.SIGSTOP)
-
-    async def start(self) -> None:
-        os.kill(self.pid, signal.SIGCONT)
 
 
 class TestMongoDBBehaviour(SessionBehaviour):
