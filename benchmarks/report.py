@@ -16,6 +16,8 @@ NOISE = "none-again"
 FLOOR = "floor"
 #: Bytes our Redis store puts before the payload (marker + version).
 REDIS_HEADER = 20
+#: µs of A/A difference above which a run is reported as disturbed.
+DISTURBED = 5.0
 #: Scenarios that must cost no store call and no more than noise.
 STORELESS = ("nocookie", "badcookie", "static")
 
@@ -267,6 +269,13 @@ def render(m: Measurements) -> str:
             f"{per_session:.0f} bytes per session.",
         ]
     out += ["", "### Goals", ""]
+    if m.timings.rounds and f.has(NOISE, "read") and f.noise() > DISTURBED:
+        out += [
+            f"**This run was disturbed**: two identical no-session processes differ by "
+            f"{f.noise():.0f} µs (a quiet run: about 1 µs). Something else used the CPU; "
+            "rerun on a quiet machine before trusting these ratios.",
+            "",
+        ]
     for goal in goals(f):
         out.append(f"- [{'x' if goal.met else ' '}] {goal.text}: {goal.figure}")
     return "\n".join(out) + "\n"
