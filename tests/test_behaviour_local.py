@@ -13,6 +13,20 @@ from quart_trio import QuartTrio
 from .behaviour import ReadRaw, SessionBehaviour
 
 
+def filesystem_config(tmp_path: Path) -> dict[str, Any]:
+    return {"SESSION_TYPE": "filesystem", "SESSION_FILE_DIR": str(tmp_path / "sessions")}
+
+
+def filesystem_reader(tmp_path: Path) -> ReadRaw:
+    """Reads a record the way the store keeps it: one file per SHA-256 of the key."""
+
+    async def read(key: str) -> bytes | None:
+        path = tmp_path / "sessions" / hashlib.sha256(key.encode()).hexdigest()
+        return path.read_bytes() if path.exists() else None
+
+    return read
+
+
 class TestMemoryBehaviour(SessionBehaviour):
     @pytest.fixture
     def store_config(self) -> dict[str, Any]:
@@ -31,16 +45,11 @@ class TestMemoryBehaviour(SessionBehaviour):
 class TestFileSystemBehaviour(SessionBehaviour):
     @pytest.fixture
     def store_config(self, tmp_path: Path) -> dict[str, Any]:
-        return {"SESSION_TYPE": "filesystem", "SESSION_FILE_DIR": str(tmp_path / "sessions")}
+        return filesystem_config(tmp_path)
 
     @pytest.fixture
     def read_raw(self, tmp_path: Path) -> ReadRaw:
-        # The store's own "client" is the folder: one file per SHA-256 of the key.
-        async def read(key: str) -> bytes | None:
-            path = tmp_path / "sessions" / hashlib.sha256(key.encode()).hexdigest()
-            return path.read_bytes() if path.exists() else None
-
-        return read
+        return filesystem_reader(tmp_path)
 
 
 class TestFileSystemBehaviourOnTrio(TestFileSystemBehaviour):

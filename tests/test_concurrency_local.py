@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from .concurrency import ConcurrencyBehaviour, ReadRaw, Served
+from .test_behaviour_local import filesystem_config, filesystem_reader
 
 
 class TestMemoryConcurrency(ConcurrencyBehaviour):
@@ -28,12 +28,8 @@ class TestMemoryConcurrency(ConcurrencyBehaviour):
 class TestFileSystemConcurrency(ConcurrencyBehaviour):
     @pytest.fixture
     def store_config(self, tmp_path: Path) -> dict[str, Any]:
-        return {"SESSION_TYPE": "filesystem", "SESSION_FILE_DIR": str(tmp_path / "sessions")}
+        return filesystem_config(tmp_path)
 
     @pytest.fixture
     def read_raw(self, tmp_path: Path) -> ReadRaw:
-        async def read(key: str) -> bytes | None:
-            path = tmp_path / "sessions" / hashlib.sha256(key.encode()).hexdigest()
-            return path.read_bytes() if path.exists() else None
-
-        return read
+        return filesystem_reader(tmp_path)
