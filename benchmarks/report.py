@@ -272,8 +272,8 @@ def render(m: Measurements) -> str:
     if m.timings.rounds and f.has(NOISE, "read") and f.noise() > DISTURBED:
         out += [
             f"**This run was disturbed**: two identical no-session processes differ by "
-            f"{f.noise():.0f} µs (a quiet run: about 1 µs). Something else used the CPU; "
-            "rerun on a quiet machine before trusting these ratios.",
+            f"{f.noise():.0f} µs (a full run on a quiet machine: 1-4 µs). Something else "
+            "used the CPU, or the run was short (--quick): do not trust these ratios.",
             "",
         ]
     for goal in goals(f):
