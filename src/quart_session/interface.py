@@ -362,7 +362,9 @@ class ServerSideSessionInterface(SessionInterface):
                 await self._answer_with_error(app, response, error)
                 return
         if session.accessed or action is not _Cookie.KEEP:
-            if "Vary" in response.headers:
+            # getlist, not `in`: Werkzeug answers `in` by raising and catching
+            # a KeyError (1 µs on every request that reads its session).
+            if response.headers.getlist("Vary"):
                 response.vary.add("Cookie")
             else:  # the common case, without parsing and rewriting a header set
                 response.headers.add("Vary", "Cookie")
