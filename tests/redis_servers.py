@@ -3,8 +3,10 @@ replica watched by a Sentinel. Session-scoped, on free 127.0.0.1 ports in temp
 dirs, stopped after. A test module imports ``redis_standalone_fixture`` (etc.)
 to use the ``redis_standalone``, ``redis_cluster`` and ``redis_sentinel`` fixtures.
 
-Also ``store_for`` (a store from app.config keys), ``Frozen`` (pause a server)
-and ``CommandCounter``: round trips measured as ``INFO commandstats`` deltas.
+Also ``store_for`` (a store from app.config keys), ``StandaloneClient`` and
+``ClusterClient`` (redis-py ``client`` fixtures), ``StoreOnClient`` (a store
+fixture on such a client), ``Frozen`` (pause a server) and
+``CommandCounter``: round trips measured as ``INFO commandstats`` deltas.
 Commands a Lua script runs inside the server count there too (a save shows
 as EVALSHA + GETRANGE + SET): the client sent one, EVALSHA.
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -24,6 +26,7 @@ from typing import Any
 import pytest
 import redis
 from quart import Quart
+from redis.asyncio import Redis, RedisCluster
 
 from quart_session.config import Settings
 from quart_session.stores.redis import RedisStore, from_settings
@@ -180,6 +183,39 @@ def flush(ports: Iterable[int]) -> None:
 def key_count(port: int) -> int:
     with redis.Redis(port=port, protocol=2) as client:
         return int(client.dbsize())
+
+
+class StandaloneClient:
+    """``client``: redis-py on the emptied standalone server."""
+
+    @pytest.fixture
+    async def client(self, redis_standalone: Standalone) -> AsyncIterator[Redis]:
+        flush([redis_standalone.port])
+        client = Redis(port=redis_standalone.port)
+        yield client
+        await client.aclose()
+
+
+class ClusterClient:
+    """``client``: redis-py on the emptied cluster."""
+
+    @pytest.fixture
+    async def client(self, redis_cluster: Cluster) -> AsyncIterator[RedisCluster]:
+        flush(redis_cluster.ports)
+        client = RedisCluster(host="127.0.0.1", port=redis_cluster.ports[0])
+        yield client
+        await client.aclose()
+
+
+class StoreOnClient:
+    """A subclass provides a ``client`` fixture; ``store`` is made on it
+    (``SESSION_REDIS``), and closing the store leaves the client open."""
+
+    @pytest.fixture
+    async def store(self, client: Any) -> AsyncIterator[RedisStore]:
+        store = store_for(SESSION_REDIS=client)
+        yield store
+        await store.close()
 
 
 class CommandCounter:

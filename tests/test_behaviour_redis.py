@@ -27,8 +27,10 @@ from .behaviour import Browser, ReadRaw, SessionBehaviour
 from .concurrency import ConcurrencyBehaviour, OutageBehaviour
 from .redis_servers import (  # noqa: F401 - fixtures
     Cluster,
+    ClusterClient,
     Frozen,
     Standalone,
+    StandaloneClient,
     flush,
     redis_cluster_fixture,
     redis_standalone_fixture,
@@ -53,14 +55,7 @@ class ClosesApps:
             await app.session_interface.close()  # type: ignore[attr-defined]
 
 
-class StandaloneFixtures:
-    @pytest.fixture
-    async def client(self, redis_standalone: Standalone) -> AsyncIterator[Redis]:
-        flush([redis_standalone.port])
-        client = Redis(port=redis_standalone.port)
-        yield client
-        await client.aclose()
-
+class StandaloneFixtures(StandaloneClient):
     @pytest.fixture
     def store_config(self, redis_standalone: Standalone) -> dict[str, Any]:
         return {"SESSION_TYPE": "redis", "SESSION_URI": redis_standalone.url}
@@ -93,14 +88,7 @@ class TestRedisConcurrency(StandaloneFixtures, OutageBehaviour):
         return Frozen(redis_standalone.process.pid)
 
 
-class ClusterFixtures:
-    @pytest.fixture
-    async def client(self, redis_cluster: Cluster) -> AsyncIterator[RedisCluster]:
-        flush(redis_cluster.ports)
-        client = RedisCluster(host="127.0.0.1", port=redis_cluster.ports[0])
-        yield client
-        await client.aclose()
-
+class ClusterFixtures(ClusterClient):
     @pytest.fixture
     def store_config(self, client: RedisCluster) -> dict[str, Any]:
         return {"SESSION_TYPE": "redis", "SESSION_REDIS": client}

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import anyio
 import pytest
 import redis
-from redis.asyncio import Redis, RedisCluster
+from redis.asyncio import Redis
 from redis.asyncio.sentinel import Sentinel
 
 from quart_session.errors import SessionConfigError
@@ -19,9 +19,12 @@ from .contract import StoreContract, create
 from .redis_servers import (  # noqa: F401 - fixtures
     SERVICE,
     Cluster,
+    ClusterClient,
     Frozen,
     SentinelSetup,
     Standalone,
+    StandaloneClient,
+    StoreOnClient,
     flush,
     redis_cluster_fixture,
     redis_sentinel_fixture,
@@ -118,20 +121,7 @@ class TestRedisUnixSocket(StoreContract):
         assert store.address == f"unix://{redis_standalone.socket}"
 
 
-class TestRedisClientHandedIn(StoreContract):
-    @pytest.fixture
-    async def client(self, redis_standalone: Standalone) -> AsyncIterator[Redis]:
-        flush([redis_standalone.port])
-        client = Redis(port=redis_standalone.port)
-        yield client
-        await client.aclose()
-
-    @pytest.fixture
-    async def store(self, client: Redis) -> AsyncIterator[RedisStore]:
-        store = store_for(SESSION_REDIS=client)
-        yield store
-        await store.close()
-
+class TestRedisClientHandedIn(StandaloneClient, StoreOnClient, StoreContract):
     async def test_close_leaves_the_client_open(self, store: RedisStore, client: Redis) -> None:
         await store.save("session:a", b"1", 60, None)
         await store.close()
@@ -147,20 +137,7 @@ class TestRedisClientHandedIn(StoreContract):
         await client.aclose()
 
 
-class TestRedisCluster(StoreContract):
-    @pytest.fixture
-    async def client(self, redis_cluster: Cluster) -> AsyncIterator[RedisCluster]:
-        flush(redis_cluster.ports)
-        client = RedisCluster(host="127.0.0.1", port=redis_cluster.ports[0])
-        yield client
-        await client.aclose()
-
-    @pytest.fixture
-    async def store(self, client: RedisCluster) -> AsyncIterator[RedisStore]:
-        store = store_for(SESSION_REDIS=client)
-        yield store
-        await store.close()
-
+class TestRedisCluster(ClusterClient, StoreOnClient, StoreContract):
     async def test_sessions_spread_over_every_master_and_count_sees_all(
         self, store: RedisStore, redis_cluster: Cluster
     ) -> None:
@@ -190,19 +167,13 @@ def role(port: int) -> str:
         return str(client.role()[0])
 
 
-class TestRedisSentinel(StoreContract):
+class TestRedisSentinel(StoreOnClient, StoreContract):
     @pytest.fixture
     async def client(self, redis_sentinel: SentinelSetup) -> AsyncIterator[Redis]:
         flush([sentinel_master_port(redis_sentinel)])
         client = sentinel_master(redis_sentinel)
         yield client
         await client.aclose()
-
-    @pytest.fixture
-    async def store(self, client: Redis) -> AsyncIterator[RedisStore]:
-        store = store_for(SESSION_REDIS=client)
-        yield store
-        await store.close()
 
     async def test_store_follows_the_master_after_failover(
         self, store: RedisStore, redis_sentinel: SentinelSetup

@@ -25,6 +25,7 @@ from .contract import StoreContract
 from .redis_servers import (  # noqa: F401 - fixtures
     Cluster,
     Standalone,
+    StoreOnClient,
     flush,
     redis_cluster_fixture,
     redis_standalone_fixture,
@@ -45,19 +46,13 @@ async def glide_cluster_client(port: int) -> GlideClusterClient:
     return await GlideClusterClient.create(config)
 
 
-class TestGlideStandalone(CutShort, StoreContract):
+class TestGlideStandalone(StoreOnClient, CutShort, StoreContract):
     @pytest.fixture
     async def client(self, redis_standalone: Standalone) -> AsyncIterator[GlideClient]:
         flush([redis_standalone.port])
         client = await glide_client(redis_standalone.port)
         yield client
         await client.close()
-
-    @pytest.fixture
-    async def store(self, client: GlideClient) -> AsyncIterator[RedisStore]:
-        store = store_for(SESSION_REDIS=client)
-        yield store
-        await store.close()
 
     async def test_close_leaves_the_client_open(
         self, store: RedisStore, client: GlideClient, redis_standalone: Standalone
