@@ -11,29 +11,18 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from glide import (
-    GlideClient,
-    GlideClientConfiguration,
-    GlideClusterClient,
-    GlideClusterClientConfiguration,
-    NodeAddress,
-    PeriodicChecksStatus,
-)
 from quart import Quart
 from quart_trio import QuartTrio
-from redis.asyncio import RedisCluster
 
+from . import redis_roundtrips
 from .behaviour import Browser, build_app
 from .redis_servers import (  # noqa: F401 - fixtures
-    Cluster,
     CommandCounter,
-    Standalone,
-    flush,
     key_count,
     redis_cluster_fixture,
     redis_standalone_fixture,
@@ -47,8 +36,8 @@ NOTHING: Counter[str] = Counter()
 
 
 @pytest.mark.anyio
-class RequestRoundTrips:
-    """A subclass provides ``ports`` (the servers) and ``store_config``."""
+class RequestRoundTrips(redis_roundtrips.CountsCommands):
+    """A subclass adds a setup from ``redis_roundtrips``."""
 
     @pytest.fixture
     def app_class(self) -> type[Quart]:
@@ -67,13 +56,6 @@ class RequestRoundTrips:
         yield make
         for app in apps:
             await app.session_interface.close()  # type: ignore[attr-defined]
-
-    @pytest.fixture
-    def counter(self, ports: tuple[int, ...]) -> Iterator[CommandCounter]:
-        flush(ports)
-        counter = CommandCounter(ports)
-        yield counter
-        counter.close()
 
     @staticmethod
     async def commands(counter: CommandCounter, browser: Browser, path: str) -> Counter[str]:
@@ -123,74 +105,25 @@ class RequestRoundTrips:
         assert await self.commands(counter, browser, "/get/user") == {"get": 1}
 
 
-class TestRedisPyStandalone(RequestRoundTrips):
-    @pytest.fixture
-    def ports(self, redis_standalone: Standalone) -> tuple[int, ...]:
-        return (redis_standalone.port,)
-
-    @pytest.fixture
-    def store_config(self, redis_standalone: Standalone) -> dict[str, Any]:
-        return {"SESSION_TYPE": "redis", "SESSION_URI": redis_standalone.url}
+class TestRedisPyStandalone(redis_roundtrips.StoreFromUrl, RequestRoundTrips):
+    pass
 
 
-class TestRedisPyCluster(RequestRoundTrips):
-    @pytest.fixture
-    def ports(self, redis_cluster: Cluster) -> tuple[int, ...]:
-        return redis_cluster.ports
-
-    @pytest.fixture
-    async def store_config(self, redis_cluster: Cluster) -> AsyncIterator[dict[str, Any]]:
-        client = RedisCluster(host="127.0.0.1", port=redis_cluster.ports[0])
-        yield {"SESSION_TYPE": "redis", "SESSION_REDIS": client}
-        await client.aclose()
+class TestRedisPyCluster(redis_roundtrips.RedisPyCluster, RequestRoundTrips):
+    pass
 
 
-class TestGlideStandalone(RequestRoundTrips):
-    @pytest.fixture
-    def ports(self, redis_standalone: Standalone) -> tuple[int, ...]:
-        return (redis_standalone.port,)
-
-    @pytest.fixture
-    async def store_config(self, redis_standalone: Standalone) -> AsyncIterator[dict[str, Any]]:
-        node = NodeAddress("127.0.0.1", redis_standalone.port)
-        client = await GlideClient.create(GlideClientConfiguration([node]))
-        yield {"SESSION_TYPE": "redis", "SESSION_REDIS": client}
-        await client.close()
+class TestGlideStandalone(redis_roundtrips.GlideStandalone, RequestRoundTrips):
+    pass
 
 
-class TestGlideCluster(RequestRoundTrips):
-    @pytest.fixture
-    def ports(self, redis_cluster: Cluster) -> tuple[int, ...]:
-        return redis_cluster.ports
-
-    @pytest.fixture
-    async def store_config(self, redis_cluster: Cluster) -> AsyncIterator[dict[str, Any]]:
-        # GLIDE checks the cluster layout every minute by default: not part of
-        # any request, but it would land in the counts.
-        config = GlideClusterClientConfiguration(
-            [NodeAddress("127.0.0.1", redis_cluster.ports[0])],
-            periodic_checks=PeriodicChecksStatus.DISABLED,
-        )
-        client = await GlideClusterClient.create(config)
-        yield {"SESSION_TYPE": "redis", "SESSION_REDIS": client}
-        await client.close()
+class TestGlideCluster(redis_roundtrips.GlideCluster, RequestRoundTrips):
+    pass
 
 
-class TestGlideOnTrio(RequestRoundTrips):
+class TestGlideOnTrio(redis_roundtrips.StoreFromUrlOnTrio, RequestRoundTrips):
     """A QuartTrio app; its store makes a GLIDE client from the URL."""
-
-    @pytest.fixture
-    def anyio_backend(self) -> str:
-        return "trio"
 
     @pytest.fixture
     def app_class(self) -> type[Quart]:
         return QuartTrio
-
-    @pytest.fixture
-    def ports(self, redis_standalone: Standalone) -> tuple[int, ...]:
-        return (redis_standalone.port,)
-
-    @pytest.fixture
-    def store_config(self, redis_standalone: Standalone) -> dict[str, Any]:
-        return {"SESSION_TYPE": "redis", "SESSION_URI": redis_standalone.url}

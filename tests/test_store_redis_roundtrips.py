@@ -8,28 +8,18 @@ server: one round trip.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any
 
 import pytest
 import redis
-from glide import (
-    GlideClient,
-    GlideClientConfiguration,
-    GlideClusterClient,
-    GlideClusterClientConfiguration,
-    NodeAddress,
-    PeriodicChecksStatus,
-)
-from redis.asyncio import RedisCluster
 
 from quart_session.stores.base import Outcome
 from quart_session.stores.redis import RedisStore
 
+from . import redis_roundtrips
 from .redis_servers import (  # noqa: F401 - fixtures
-    Cluster,
     CommandCounter,
-    Standalone,
-    flush,
     key_count,
     redis_cluster_fixture,
     redis_standalone_fixture,
@@ -43,15 +33,14 @@ SAVE = Counter({"evalsha": 1, "getrange": 1, "set": 1})
 
 
 @pytest.mark.anyio
-class RoundTrips:
-    """A subclass provides ``ports`` (the servers) and ``store`` fixtures."""
+class RoundTrips(redis_roundtrips.CountsCommands):
+    """A subclass adds a setup from ``redis_roundtrips``."""
 
     @pytest.fixture
-    def counter(self, ports: tuple[int, ...]) -> Iterator[CommandCounter]:
-        flush(ports)
-        counter = CommandCounter(ports)
-        yield counter
-        counter.close()
+    async def store(self, store_config: dict[str, Any]) -> AsyncIterator[RedisStore]:
+        store = store_for(**store_config)
+        yield store
+        await store.close()
 
     @staticmethod
     async def commands(counter: CommandCounter, operation: Awaitable[object]) -> Counter[str]:
@@ -101,73 +90,21 @@ class RoundTrips:
         assert await store.save(KEY, b"2", 60, None) is Outcome.CONFLICT
 
 
-class TestRedisPyStandalone(RoundTrips):
-    @pytest.fixture
-    def ports(self, redis_standalone: Standalone) -> tuple[int, ...]:
-        return (redis_standalone.port,)
-
-    @pytest.fixture
-    async def store(self, redis_standalone: Standalone) -> AsyncIterator[RedisStore]:
-        store = store_for(SESSION_URI=redis_standalone.url)
-        yield store
-        await store.close()
+class TestRedisPyStandalone(redis_roundtrips.StoreFromUrl, RoundTrips):
+    pass
 
 
-class TestRedisPyCluster(RoundTrips):
-    @pytest.fixture
-    def ports(self, redis_cluster: Cluster) -> tuple[int, ...]:
-        return redis_cluster.ports
-
-    @pytest.fixture
-    async def store(self, redis_cluster: Cluster) -> AsyncIterator[RedisStore]:
-        client = RedisCluster(host="127.0.0.1", port=redis_cluster.ports[0])
-        store = store_for(SESSION_REDIS=client)
-        yield store
-        await client.aclose()
+class TestRedisPyCluster(redis_roundtrips.RedisPyCluster, RoundTrips):
+    pass
 
 
-class TestGlideStandalone(RoundTrips):
-    @pytest.fixture
-    def ports(self, redis_standalone: Standalone) -> tuple[int, ...]:
-        return (redis_standalone.port,)
-
-    @pytest.fixture
-    async def store(self, redis_standalone: Standalone) -> AsyncIterator[RedisStore]:
-        node = NodeAddress("127.0.0.1", redis_standalone.port)
-        client = await GlideClient.create(GlideClientConfiguration([node]))
-        yield store_for(SESSION_REDIS=client)
-        await client.close()
+class TestGlideStandalone(redis_roundtrips.GlideStandalone, RoundTrips):
+    pass
 
 
-class TestGlideCluster(RoundTrips):
-    @pytest.fixture
-    def ports(self, redis_cluster: Cluster) -> tuple[int, ...]:
-        return redis_cluster.ports
-
-    @pytest.fixture
-    async def store(self, redis_cluster: Cluster) -> AsyncIterator[RedisStore]:
-        # GLIDE checks the cluster layout every minute by default: not a
-        # command of any session operation, but it would land in the counts.
-        config = GlideClusterClientConfiguration(
-            [NodeAddress("127.0.0.1", redis_cluster.ports[0])],
-            periodic_checks=PeriodicChecksStatus.DISABLED,
-        )
-        client = await GlideClusterClient.create(config)
-        yield store_for(SESSION_REDIS=client)
-        await client.close()
+class TestGlideCluster(redis_roundtrips.GlideCluster, RoundTrips):
+    pass
 
 
-class TestGlideOnTrio(RoundTrips):
-    @pytest.fixture
-    def anyio_backend(self) -> str:
-        return "trio"
-
-    @pytest.fixture
-    def ports(self, redis_standalone: Standalone) -> tuple[int, ...]:
-        return (redis_standalone.port,)
-
-    @pytest.fixture
-    async def store(self, redis_standalone: Standalone) -> AsyncIterator[RedisStore]:
-        store = store_for(SESSION_URI=redis_standalone.url)
-        yield store
-        await store.close()
+class TestGlideOnTrio(redis_roundtrips.StoreFromUrlOnTrio, RoundTrips):
+    pass
