@@ -6,34 +6,19 @@ import shutil
 from pathlib import Path
 
 import pytest
-from quart import Quart, Response, session
+from quart import Quart, Response
 
-from quart_session import Session, SessionBackendError, session_store_error
+from quart_session import SessionBackendError, session_store_error
 
-from .behaviour import Browser
+from .behaviour import Browser, build_app
 
 pytestmark = pytest.mark.anyio
 
 
 def app_with(folder: Path) -> Quart:
-    app = Quart(__name__)
-    app.config.update(SECRET_KEY="s", SESSION_TYPE="filesystem", SESSION_FILE_DIR=str(folder))
-
-    @app.get("/set/<value>")
-    async def set_(value: str) -> str:
-        session["value"] = value
-        return "ok"
-
-    @app.get("/get")
-    async def get() -> str:
-        return repr(session.get("value"))
-
-    @app.get("/untouched")
-    async def untouched() -> str:
-        return "fine"
-
-    Session(app)
-    return app
+    """The behaviour suite's app on a filesystem store in *folder* (its static
+    folder, unused here, is the one above)."""
+    return build_app({"SESSION_TYPE": "filesystem", "SESSION_FILE_DIR": str(folder)}, folder.parent)
 
 
 def break_store(folder: Path) -> None:
@@ -53,13 +38,13 @@ async def test_store_failure_gives_503_and_recovers(tmp_path: Path) -> None:
     errors: list[SessionBackendError] = []
     session_store_error.connect(lambda sender, error: errors.append(error), app, weak=False)
     browser = Browser(app)
-    await browser.text("/set/one")
+    await browser.text("/set/value/one")
     break_store(folder)
-    reading = await browser.get("/get")
+    reading = await browser.get("/get/value")
     assert reading.status_code == 503
     assert reading.headers["Retry-After"] == "5"
     assert (await browser.get("/untouched")).status_code == 200  # no session, no failure
-    writing = await Browser(app).get("/set/two")
+    writing = await Browser(app).get("/set/value/two")
     assert writing.status_code == 503
     assert "Set-Cookie" not in writing.headers
     assert errors
@@ -67,8 +52,8 @@ async def test_store_failure_gives_503_and_recovers(tmp_path: Path) -> None:
     assert isinstance(errors[0].__cause__, OSError)
     mend_store(folder)
     fresh = Browser(app)
-    assert await fresh.text("/set/three") == "ok"
-    assert await fresh.text("/get") == "'three'"
+    assert await fresh.text("/set/value/three") == "ok"
+    assert await fresh.text("/get/value") == "'three'"
 
 
 async def test_apps_may_answer_store_failures_their_own_way(tmp_path: Path) -> None:
@@ -80,11 +65,11 @@ async def test_apps_may_answer_store_failures_their_own_way(tmp_path: Path) -> N
         return Response("maintenance", status=507)
 
     browser = Browser(app)
-    await browser.text("/set/one")
+    await browser.text("/set/value/one")
     break_store(folder)
-    reading = await browser.get("/get")
+    reading = await browser.get("/get/value")
     assert reading.status_code == 507
-    writing = await Browser(app).get("/set/two")
+    writing = await Browser(app).get("/set/value/two")
     assert writing.status_code == 507
     assert await writing.get_data(as_text=True) == "maintenance"
 

@@ -7,13 +7,12 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from quart import Quart, session, websocket
+from quart import session, websocket
 
-from quart_session import Session
 from quart_session.interface import ServerSideSessionInterface
 from quart_session.stores.base import SaveResult, Version
 
-from .behaviour import Browser, CountingStore
+from .behaviour import Browser, CountingStore, build_app
 
 pytestmark = pytest.mark.anyio
 
@@ -34,17 +33,7 @@ class CancelDuringSave(CountingStore):
 
 
 async def test_cancellation_during_the_save_does_not_lose_the_change(tmp_path: Path) -> None:
-    app = Quart(__name__)
-    app.config.update(SECRET_KEY="s", SESSION_TYPE="filesystem", SESSION_FILE_DIR=str(tmp_path))
-
-    @app.get("/set/<value>")
-    async def set_(value: str) -> str:
-        session["value"] = value
-        return "ok"
-
-    @app.get("/get")
-    async def get() -> str:
-        return repr(session.get("value"))
+    app = build_app({"SESSION_TYPE": "filesystem", "SESSION_FILE_DIR": str(tmp_path)}, tmp_path)
 
     @app.websocket("/ws")
     async def ws() -> None:
@@ -53,15 +42,14 @@ async def test_cancellation_during_the_save_does_not_lose_the_change(tmp_path: P
         session["value"] = "from-websocket"
         await websocket.send("set")
 
-    Session(app)
     interface = app.session_interface
     assert isinstance(interface, ServerSideSessionInterface)
     store = CancelDuringSave(interface.store)
     interface._store = store
 
     browser = Browser(app)
-    await browser.text("/set/from-http")
+    await browser.text("/set/value/from-http")
     async with browser.websocket("/ws") as connection:
         assert await connection.receive() == "set"
     await asyncio.sleep(0.1)
-    assert await browser.text("/get") == "'from-websocket'"
+    assert await browser.text("/get/value") == "'from-websocket'"
