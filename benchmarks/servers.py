@@ -1,17 +1,13 @@
 """The stores' servers for a benchmark run, and the counters that see round trips.
 
-Started the way the test suite starts them (``tests/servers.py``): real
-binaries on free 127.0.0.1 ports in a temp dir, stopped at the end.
+Started the way the test suite starts them, memcached and PostgreSQL by its
+own helpers: real binaries on free 127.0.0.1 ports in temp dirs, stopped at
+the end.
 """
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
 import socket
-import subprocess
-import tempfile
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -19,11 +15,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.memcached_servers import MemcachedServer as Memcached
+from tests.memcached_servers import run_memcached
+from tests.postgres_servers import PostgresServer, run_postgres
 from tests.servers import free_port, need_binary, running
-
-#: ``stats`` counters that together count every get, set, touch and delete
-#: command once, classic or meta (a meta get with a TTL counts as a touch only).
-MEMCACHED_COUNTERS = ("cmd_get", "cmd_set", "cmd_touch", "delete_hits", "delete_misses")
 
 
 @contextmanager
@@ -36,93 +31,38 @@ def redis_server(tmp: Path) -> Iterator[int]:
         yield port
 
 
-@dataclass(frozen=True)
-class Memcached:
-    port: int
-
-    def command_count(self) -> int:
-        """Commands answered so far, from ``stats`` on a connection of its own."""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
-            sock.sendall(b"stats\r\n")
-            reply = b""
-            while not reply.endswith(b"END\r\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError("memcached closed the stats connection")
-                reply += chunk
-        stats = dict(line.split(" ", 2)[1:] for line in reply.decode().splitlines()[:-1])
-        return sum(int(stats[name]) for name in MEMCACHED_COUNTERS)
-
-
 @contextmanager
 def memcached(tmp: Path) -> Iterator[Memcached]:
-    binary = need_binary("memcached", "memcached")
-    port = free_port()
-    argv = [binary, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "256"]
-    if os.geteuid() == 0:
-        argv += ["-u", "nobody"]  # memcached refuses to run as root
-    with running(argv, port, tmp / "memcached.log"):
-        yield Memcached(port)
+    # More memory than the default 64 MB, so that no session a run makes is evicted.
+    with run_memcached(tmp / "memcached.log", "-m", "256") as server:
+        yield server
 
 
 @dataclass(frozen=True)
 class Postgres:
-    port: int
-    log: Path
+    """The tests' PostgreSQL, with its logged statements counted."""
+
+    server: PostgresServer
 
     @property
     def url(self) -> str:
-        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
+        return self.server.url
 
     def log_size(self) -> int:
-        return self.log.stat().st_size
+        return self.server.log_size()
 
     def statements_since(self, offset: int) -> int:
         """Statements the server ran (and logged) after *offset* in its log."""
-        with open(self.log, "rb") as log:
-            log.seek(offset)
-            text = log.read()
-        return text.count(b"LOG:  statement: ") + text.count(b"LOG:  execute ")
+        logged = self.server.statements_since(offset)
+        return sum(line.startswith(("statement: ", "execute ")) for line in logged)
 
 
 @contextmanager
 def postgres() -> Iterator[Postgres]:
-    """PostgreSQL in a temp dir; as the ``postgres`` user when we are root
-    (it refuses to run as root), every statement logged so it can be counted."""
-    folders = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda f: int(f.split("/")[-2]))
-    initdb = need_binary("initdb", "postgresql", folders[::-1])
-    server = need_binary("postgres", "postgresql", folders[::-1])
-    user = "postgres" if os.geteuid() == 0 else None
-    folder = Path(tempfile.mkdtemp(prefix="quart-session-bench-pg-"))
-    try:
-        if user is not None:
-            shutil.chown(folder, user)
-        data = folder / "data"
-        subprocess.run(
-            [initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
-            cwd=folder,
-            user=user,
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        port = free_port()
-        argv = [server, "-D", str(data), "-p", str(port)]
-        for setting in (
-            "listen_addresses=127.0.0.1",
-            "unix_socket_directories=",
-            "fsync=off",
-            "synchronous_commit=off",
-            "full_page_writes=off",
-            "log_statement=all",
-        ):
-            argv += ["-c", setting]
-        log = folder / "postgres.log"
-        ready = lambda: b"ready to accept connections" in log.read_bytes()  # noqa: E731
-        with running(argv, port, log, ready=ready, cwd=folder, user=user):
-            yield Postgres(port, log)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    """The tests' PostgreSQL (every statement logged, so it can be counted),
+    with commits that do not wait for the disk."""
+    with run_postgres("synchronous_commit=off") as server:
+        yield Postgres(server)
 
 
 class RedisMonitor:

@@ -1,6 +1,6 @@
 """A real memcached for tests: session-scoped, on a free 127.0.0.1 port, stopped
 after. Test modules import ``memcached_server_fixture`` to use the
-``memcached_server`` fixture.
+``memcached_server`` fixture; the benchmarks start theirs with ``run_memcached``.
 
 Also ``command_count``: round trips measured with the server's ``stats``
 counters, read over a connection of its own.
@@ -13,7 +13,9 @@ import signal
 import socket
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -56,13 +58,19 @@ class MemcachedServer:
         return sum(int(stats[name]) for name in COMMAND_COUNTERS)
 
 
-@pytest.fixture(scope="session", name="memcached_server")
-def memcached_server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MemcachedServer]:
+@contextmanager
+def run_memcached(log: Path, *options: str) -> Iterator[MemcachedServer]:
+    """A server until the block ends, logging to *log*; *options* are added to ours."""
     binary = need_binary("memcached", "memcached")
     port = free_port()
-    argv = [binary, "-l", "127.0.0.1", "-p", str(port), "-U", "0"]
+    argv = [binary, "-l", "127.0.0.1", "-p", str(port), "-U", "0", *options]
     if os.geteuid() == 0:
         argv += ["-u", "nobody"]  # memcached refuses to run as root
-    log = tmp_path_factory.mktemp("memcached") / "memcached.log"
     with running(argv, port, log) as process:
         yield MemcachedServer("127.0.0.1", port, process)
+
+
+@pytest.fixture(scope="session", name="memcached_server")
+def memcached_server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MemcachedServer]:
+    with run_memcached(tmp_path_factory.mktemp("memcached") / "memcached.log") as server:
+        yield server

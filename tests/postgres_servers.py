@@ -1,6 +1,7 @@
 """A real PostgreSQL for tests: ``initdb`` in a temp dir, ``postgres`` on a free
 127.0.0.1 port, session-scoped and stopped after. Test modules import
-``postgres_server_fixture`` to use the ``postgres_server`` fixture.
+``postgres_server_fixture`` to use the ``postgres_server`` fixture; the
+benchmarks start theirs with ``run_postgres``.
 
 PostgreSQL refuses to run as root: when the tests run as root the server runs
 as the ``postgres`` user, which owns the temp dir. Every statement is logged
@@ -17,6 +18,7 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,8 +77,9 @@ def signal_if_alive(pid: int, signum: int) -> None:
         os.kill(pid, signum)
 
 
-@pytest.fixture(scope="session", name="postgres_server")
-def postgres_server_fixture() -> Iterator[PostgresServer]:
+@contextmanager
+def run_postgres(*settings: str) -> Iterator[PostgresServer]:
+    """A server until the block ends; *settings* (``name=value``) are added to ours."""
     # Debian keeps the server binaries out of PATH, one folder per major version.
     folders = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda f: int(f.split("/")[-2]))
     initdb = need_binary("initdb", "postgresql", folders[::-1])
@@ -94,6 +97,7 @@ def postgres_server_fixture() -> Iterator[PostgresServer]:
             user=user,
             check=True,
             capture_output=True,
+            timeout=120,
         )
         port = free_port()
         argv = [postgres, "-D", str(data), "-p", str(port)]
@@ -103,6 +107,7 @@ def postgres_server_fixture() -> Iterator[PostgresServer]:
             "fsync=off",
             "full_page_writes=off",
             "log_statement=all",
+            *settings,
         ):
             argv += ["-c", setting]
         log = folder / "postgres.log"
@@ -117,3 +122,9 @@ def postgres_server_fixture() -> Iterator[PostgresServer]:
             yield PostgresServer(port, log, process)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", name="postgres_server")
+def postgres_server_fixture() -> Iterator[PostgresServer]:
+    with run_postgres() as server:
+        yield server
