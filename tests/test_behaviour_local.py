@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +14,30 @@ from quart_trio import QuartTrio
 from .behaviour import ReadRaw, SessionBehaviour
 
 
-def filesystem_config(tmp_path: Path) -> dict[str, Any]:
-    return {"SESSION_TYPE": "filesystem", "SESSION_FILE_DIR": str(tmp_path / "sessions")}
+class FileSystemFixtures:
+    """The filesystem store in the test's tmp dir, read the way it keeps a
+    record: one file per SHA-256 of the key."""
+
+    @pytest.fixture
+    def store_config(self, tmp_path: Path) -> dict[str, Any]:
+        return {"SESSION_TYPE": "filesystem", "SESSION_FILE_DIR": str(tmp_path / "sessions")}
+
+    @pytest.fixture
+    def read_raw(self, tmp_path: Path) -> ReadRaw:
+        async def read(key: str) -> bytes | None:
+            path = tmp_path / "sessions" / hashlib.sha256(key.encode()).hexdigest()
+            return path.read_bytes() if path.exists() else None
+
+        return read
 
 
-def filesystem_reader(tmp_path: Path) -> ReadRaw:
-    """Reads a record the way the store keeps it: one file per SHA-256 of the key."""
+def memory_reader(app: Callable[[], Quart]) -> ReadRaw:
+    """Reads through the store of ``app()``, called at each read: a memory store
+    lives in its app, and the app may be built after the reader."""
 
     async def read(key: str) -> bytes | None:
-        path = tmp_path / "sessions" / hashlib.sha256(key.encode()).hexdigest()
-        return path.read_bytes() if path.exists() else None
+        record = await app().session_interface.store.load(key)  # type: ignore[attr-defined]
+        return None if record is None else bytes(record.payload)
 
     return read
 
@@ -34,22 +49,11 @@ class TestMemoryBehaviour(SessionBehaviour):
 
     @pytest.fixture
     def read_raw(self, built_apps: list[Quart]) -> ReadRaw:
-        # A memory store lives in its app: read through the newest app's store.
-        async def read(key: str) -> bytes | None:
-            record = await built_apps[-1].session_interface.store.load(key)  # type: ignore[attr-defined]
-            return None if record is None else bytes(record.payload)
-
-        return read
+        return memory_reader(lambda: built_apps[-1])
 
 
-class TestFileSystemBehaviour(SessionBehaviour):
-    @pytest.fixture
-    def store_config(self, tmp_path: Path) -> dict[str, Any]:
-        return filesystem_config(tmp_path)
-
-    @pytest.fixture
-    def read_raw(self, tmp_path: Path) -> ReadRaw:
-        return filesystem_reader(tmp_path)
+class TestFileSystemBehaviour(FileSystemFixtures, SessionBehaviour):
+    pass
 
 
 class TestFileSystemBehaviourOnTrio(TestFileSystemBehaviour):
