@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import pickle
 import uuid
 from datetime import UTC, datetime
@@ -32,7 +33,17 @@ RICH = {
 }
 
 
-def rich_app(tmp_path: Path, **config: Any) -> Quart:
+#: Only types JSON's fast path tags itself (no bytes, Markup, UUID, tag-like keys).
+COMMON = {
+    "flashes": [("message", "Welcome back!"), ("info", "Cart saved.")],
+    "visits": [{"page": "/", "at": datetime(2026, 11, 22, 9, 0, 1, 5, tzinfo=UTC)}],
+    "deep": {"a": {"b": [1, (2, (3, [datetime(2026, 1, 1)]))]}},
+    "cart": [{"sku": "TEA", "qty": 2}, {"sku": "MUG", "qty": 1}],
+    "user_id": 7,
+}
+
+
+def rich_app(tmp_path: Path, data: dict[str, Any] = RICH, **config: Any) -> Quart:
     app = Quart(__name__)
     app.config.update(
         SECRET_KEY="s", SESSION_TYPE="filesystem", SESSION_FILE_DIR=str(tmp_path), **config
@@ -40,14 +51,14 @@ def rich_app(tmp_path: Path, **config: Any) -> Quart:
 
     @app.get("/write")
     async def write() -> str:
-        session.update(RICH)
+        session.update(data)
         return "ok"
 
     @app.get("/check")
     async def check() -> str:
         same = {
             key: session.get(key) == value and type(session.get(key)) is type(value)
-            for key, value in RICH.items()
+            for key, value in data.items()
         }
         return json.dumps(same)
 
@@ -58,6 +69,10 @@ def rich_app(tmp_path: Path, **config: Any) -> Quart:
 async def round_trip(app: Quart) -> dict[str, bool]:
     browser = Browser(app)
     await browser.text("/write")
+    return await check(browser)
+
+
+async def check(browser: Browser) -> dict[str, bool]:
     return dict(json.loads(await browser.text("/check")))
 
 
@@ -77,6 +92,47 @@ async def test_json_is_readable_json_in_the_store(tmp_path: Path) -> None:
     data = json.loads(content.partition(b"\n")[2])
     assert data["text"] == "ünïcode ✓"
     assert data["tuple"] == {" t": [1, "two", {" t": [3.0, None]}]}
+    # The tag index: every top-level value that holds a tag.
+    assert data["_qs"]["t"] == [key for key in RICH if key != "text"]
+
+
+async def test_common_types_round_trip_and_only_tagged_values_are_indexed(
+    tmp_path: Path,
+) -> None:
+    assert await round_trip(rich_app(tmp_path, COMMON)) == dict.fromkeys(COMMON, True)
+    (content,) = stored_files(tmp_path)
+    assert json.loads(content.partition(b"\n")[2])["_qs"]["t"] == ["flashes", "visits", "deep"]
+
+
+@pytest.mark.parametrize(
+    "index",
+    [None, ["flashes", "visits", "deep", "gone"], "flashes", [1]],
+    ids=["none", "names-a-missing-key", "not-a-list", "not-str"],
+)
+async def test_json_with_a_missing_or_wrong_tag_index_is_untagged_everywhere(
+    tmp_path: Path, index: Any
+) -> None:
+    """Data without a usable index (Quart-Session 3.0's, or edited by hand) is
+    untagged everywhere, as the standard decoder's hook would."""
+    app = rich_app(tmp_path, COMMON)
+    browser = Browser(app)
+    await browser.text("/write")
+    replace_tag_index(tmp_path, index)
+    assert await check(browser) == dict.fromkeys(COMMON, True)
+
+
+def replace_tag_index(folder: Path, index: Any) -> None:
+    """Edit the one stored session's tag index (None: remove it)."""
+    (path,) = (p for p in folder.iterdir() if p.is_file())
+    header, _, payload = path.read_bytes().partition(b"\n")
+    data = json.loads(payload)
+    if index is None:
+        del data["_qs"]["t"]
+    else:
+        data["_qs"]["t"] = index
+    deadline = path.stat().st_mtime_ns  # the filesystem store's expiry
+    path.write_bytes(header + b"\n" + json.dumps(data).encode())
+    os.utime(path, ns=(deadline, deadline))
 
 
 async def test_msgpack_is_smaller_than_json(tmp_path: Path) -> None:

@@ -29,15 +29,12 @@ from .cookies import read_cookie
 from .deadlines import Deadlines
 from .errors import SessionBackendError
 from .ids import IdCodec
-from .serializers import Serializer, dumps_bytes, resolve_serializer
+from .serializers import META_KEY, Serializer, dumps_bytes, resolve_serializer
 from .session import ServerSideSession, UnavailableSession
 from .stores.base import Outcome, Store
 
 logger = logging.getLogger("quart_session")
 
-#: Reserved top-level key of a stored record: what the session needs to know
-#: about itself (permanent flag, pinned address) beside the user's data.
-META_KEY = "_qs"
 #: How often a save retries after losing a compare-and-set to another request.
 MAX_SAVE_ATTEMPTS = 64
 #: Attempts to find an unused id; a collision of 256-bit ids does not happen,

@@ -25,6 +25,12 @@ logger = logging.getLogger("quart_session")
 #: the tagger).
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 
+#: The reserved top-level key of a stored session: the interface keeps the
+#: session's own metadata there, and the JSON serializer its tag index.
+META_KEY = "_qs"
+#: In the metadata: the top-level keys whose values hold tagged values.
+TAG_INDEX = "t"
+
 
 @runtime_checkable
 class Serializer(Protocol):
@@ -53,51 +59,87 @@ class _TagISODateTime(JSONTag):
 
 
 class JSONSerializer:
-    """Tagged JSON, readable by other programs and compatible with Quart-Session 3.0."""
+    """Tagged JSON, readable by other programs and compatible with Quart-Session 3.0.
+
+    A session's metadata (``_qs``) also lists the top-level keys whose values
+    hold tags: reading then decodes with msgspec and untags only those values,
+    instead of calling a hook on every object (6.5 -> 3.5 µs for a typical
+    session). Data without that index (Quart-Session 3.0's, or anything that is
+    not a session) is untagged everywhere.
+    """
 
     def __init__(self) -> None:
         self._tagger = TaggedJSONSerializer()
         # Ahead of the HTTP-date tag, which then only decodes old data.
         self._tagger.register(_TagISODateTime, index=len(self._tagger.order) - 1)
+        self._tags = self._tagger.tags
         # _tag would recurse forever on a circular value first: no need to check.
         self._encoder = json.JSONEncoder(
             separators=(",", ":"), ensure_ascii=False, check_circular=False
         )
         self._decoder = json.JSONDecoder(object_hook=self._tagger.untag)
-        self._fast_encode = _msgspec_json_encoder()
+        self._fast_encode, self._fast_decode = _msgspec_json()
 
-    def _tag(self, value: Any, common: bool) -> Any:
+    # -- encoding -----------------------------------------------------------
+    def _tag(self, value: Any, common: bool, tagged: list[bool]) -> Any:
         """``TaggedJSONSerializer.tag`` with the common exact types first: the
         tagger asks every tag in turn about every value (1.5 µs a value).
 
         With *common*, anything else raises _Uncommon instead of going to the
-        tagger: the result then holds nothing but JSON types.
+        tagger: the result then holds nothing but JSON types. Every tag made
+        appends to *tagged*.
         """
         kind = type(value)
         if kind is dict:
-            if len(value) == 1 and next(iter(value)) in self._tagger.tags:
-                return self._uncommon(value, common)  # a dict that looks like a tag
-            return {k: v if type(v) in _PLAIN else self._tag(v, common) for k, v in value.items()}
+            if len(value) == 1 and next(iter(value)) in self._tags:
+                return self._uncommon(value, common, tagged)  # a dict that looks like a tag
+            return {
+                k: v if type(v) in _PLAIN else self._tag(v, common, tagged)
+                for k, v in value.items()
+            }
         if kind is list:
-            return [v if type(v) in _PLAIN else self._tag(v, common) for v in value]
+            return [v if type(v) in _PLAIN else self._tag(v, common, tagged) for v in value]
         if kind in _PLAIN:
             return value
         if kind is tuple:
-            items = [v if type(v) in _PLAIN else self._tag(v, common) for v in value]
+            tagged.append(True)
+            items = [v if type(v) in _PLAIN else self._tag(v, common, tagged) for v in value]
             return {TagTuple.key: items}
         if kind is datetime:
+            tagged.append(True)
             return {_TagISODateTime.key: value.isoformat()}
-        return self._uncommon(value, common)
+        return self._uncommon(value, common, tagged)
 
-    def _uncommon(self, value: Any, common: bool) -> Any:
+    def _uncommon(self, value: Any, common: bool, tagged: list[bool]) -> Any:
         if common:
             raise _Uncommon
+        tagged.append(True)  # maybe not, but a needless untag costs only time
         return self._tagger.tag(value)
+
+    def _tag_top(self, obj: Any, common: bool) -> Any:
+        """*obj* tagged; a session (a dict with its metadata) gets the tag index."""
+        meta = obj.get(META_KEY) if type(obj) is dict else None
+        if type(meta) is not dict:
+            return self._tag(obj, common, [])
+        result: dict[str, Any] = {}
+        index: list[str] = []
+        for key, value in obj.items():
+            if type(key) is not str:  # json turns it into one: no index then
+                return self._tag(obj, common, [])
+            if type(value) in _PLAIN:
+                result[key] = value
+                continue
+            tagged: list[bool] = []
+            result[key] = self._tag(value, common, tagged)
+            if tagged:
+                index.append(key)
+        result[META_KEY] = {**result[META_KEY], TAG_INDEX: index}
+        return result
 
     def dumps(self, obj: Any) -> bytes:
         if self._fast_encode is not None:
             try:
-                tagged = self._tag(obj, common=True)
+                tagged = self._tag_top(obj, common=True)
             except _Uncommon:
                 pass
             else:
@@ -111,27 +153,79 @@ class JSONSerializer:
                     if b"null" not in encoded:
                         return encoded
                 return self._encoder.encode(tagged).encode()
-        return self._encoder.encode(self._tag(obj, common=False)).encode()
+        return self._encoder.encode(self._tag_top(obj, common=False)).encode()
 
+    # -- decoding -----------------------------------------------------------
     def loads(self, data: bytes) -> Any:
-        return self._decoder.decode(data.decode())
+        if self._fast_decode is not None:
+            try:
+                value = self._fast_decode(data)
+            except ValueError:  # msgspec.DecodeError, e.g. on NaN, which json reads
+                pass
+            else:
+                index = _tag_index(value)
+                if index is None:
+                    return self._untag(value)
+                for key in index:
+                    value[key] = self._untag(value[key])
+                return value
+        value = self._decoder.decode(data.decode())
+        _tag_index(value)  # only to remove it from the metadata
+        return value
+
+    def _untag(self, value: Any) -> Any:
+        """What the tagger's object hook makes of *value*, innermost first."""
+        if type(value) is list:
+            for position, item in enumerate(value):
+                if type(item) in _CONTAINERS:
+                    value[position] = self._untag(item)
+            return value
+        if len(value) == 1:
+            ((key, item),) = value.items()
+            if type(item) in _CONTAINERS:
+                item = value[key] = self._untag(item)
+            tag = self._tags.get(key)
+            return value if tag is None else tag.to_python(item)
+        for key, item in value.items():
+            if type(item) in _CONTAINERS:
+                value[key] = self._untag(item)
+        return value
+
+
+_CONTAINERS = frozenset({dict, list})
+
+
+def _tag_index(value: Any) -> list[str] | None:
+    """Take the tag index out of a decoded session's metadata; None if it has
+    none or it does not name keys of *value*."""
+    meta = value.get(META_KEY) if type(value) is dict else None
+    if type(meta) is not dict:
+        return None
+    index = meta.pop(TAG_INDEX, None)
+    if type(index) is not list:
+        return None
+    for key in index:  # a loop: all() over a generator costs 1 µs here
+        if type(key) is not str or key not in value:
+            return None
+    return index
 
 
 class _Uncommon(Exception):
     """A value the fast JSON path leaves to the tagger and the standard encoder."""
 
 
-def _msgspec_json_encoder() -> Callable[[Any], bytes] | None:
-    """msgspec's JSON encoder when it is installed: 8x the standard one.
+def _msgspec_json() -> tuple[Callable[[Any], bytes] | None, Callable[[bytes], Any] | None]:
+    """msgspec's JSON encoder and decoder when it is installed: 8x and 2x the
+    standard ones.
 
-    Used only for data of JSON types: msgspec would also write sets, dates
-    or dataclasses that the standard encoder rightly refuses.
+    The encoder is used only for data of JSON types: msgspec would also write
+    sets, dates or dataclasses that the standard encoder rightly refuses.
     """
     try:
         import msgspec
     except ImportError:  # pragma: no cover - depends on the install
-        return None
-    return msgspec.json.Encoder().encode
+        return None, None
+    return msgspec.json.Encoder().encode, msgspec.json.Decoder().decode
 
 
 class MsgpackSerializer:
