@@ -30,6 +30,7 @@ from quart_session.stores.base import Record
 from quart_session.stores.redis import RedisPyDriver, RedisStore
 
 from .app import REALISTIC_SESSION, build_app
+from .report import fast_phase
 from .worker import AsgiClient
 
 KEY = "breakdown:session"
@@ -101,12 +102,8 @@ async def measure(redis_url: str) -> list[tuple[str, float]]:
     for app in apps.values():
         await app.shutdown()
     await client.aclose()
-    base = medians["no session"]
-    return [
-        (name, statistics.median(a - b for a, b in zip(values, base, strict=True)))
-        for name, values in medians.items()
-        if name != "no session"
-    ]
+    base = fast_phase(medians.pop("no session"))
+    return [(name, fast_phase(values) - base) for name, values in medians.items()]
 
 
 def interface(app: Quart) -> ServerSideSessionInterface:

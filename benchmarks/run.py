@@ -33,9 +33,9 @@ RSS_SESSIONS = 10_000
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__)
-    parser.add_argument("--requests", type=int, default=600, help="timed requests per run")
+    parser.add_argument("--requests", type=int, default=400, help="timed requests per run")
     parser.add_argument("--warmup", type=int, default=100, help="untimed requests before each run")
-    parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds (in-process)")
+    parser.add_argument("--rounds", type=int, default=16, help="interleaved rounds (in-process)")
     parser.add_argument("--http-seconds", type=int, default=5, help="wrk -d per run")
     parser.add_argument("--http-rounds", type=int, default=2, help="interleaved rounds (HTTP)")
     parser.add_argument("--connections", type=int, default=16, help="wrk -c")
