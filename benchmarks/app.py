@@ -16,7 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from quart import Quart, session
+from quart import Quart, Response, session
+from quart.sessions import SecureCookieSession, SessionInterface, SessionMixin
+from quart.wrappers import BaseRequestWebsocket
 
 STATIC_FOLDER = Path(__file__).parent / "static"
 FLOOR_KEY = "floor:session"
@@ -53,8 +55,24 @@ def build_app(spec: dict[str, Any]) -> Quart:
     else:
         if kind in ("ours", "qs3"):
             _install_session(app, kind, spec.get("glide_port"))
+        elif kind == "minimal":
+            app.session_interface = MinimalSessionInterface()
         _session_views(app)
     return app
+
+
+class MinimalSessionInterface(SessionInterface):
+    """What any session layer costs in Quart, as a reference: a session object
+    per request and ``Vary: Cookie`` once a view has read it; nothing stored."""
+
+    async def open_session(self, app: Quart, request: BaseRequestWebsocket) -> SessionMixin:
+        return SecureCookieSession()
+
+    async def save_session(  # type: ignore[override]
+        self, app: Quart, session: SecureCookieSession, response: Response
+    ) -> None:
+        if session.accessed:
+            response.vary.add("Cookie")
 
 
 def _no_session_views(app: Quart) -> None:

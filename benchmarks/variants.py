@@ -51,6 +51,8 @@ def all_variants(at: Endpoints) -> list[Variant]:
         # A second identical process: its "overhead" is the run's noise.
         Variant("none-again", "no session, 2nd process (noise)", {"kind": "none"}),
         Variant("cookie", "Quart cookie session", {"kind": "cookie", "config": secret}),
+        # The least any session layer costs: a session object, Vary when read.
+        Variant("minimal", "reference: do-nothing session interface", {"kind": "minimal"}),
         Variant(
             "qs3-redis",
             "Quart-Session 3.0.0, Redis",
