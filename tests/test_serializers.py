@@ -106,8 +106,8 @@ async def test_common_types_round_trip_and_only_tagged_values_are_indexed(
 
 @pytest.mark.parametrize(
     "index",
-    [None, ["flashes", "visits", "deep", "gone"], "flashes", [1]],
-    ids=["none", "names-a-missing-key", "not-a-list", "not-str"],
+    [None, ["flashes", "visits", "deep", "gone"], "flashes", [1], [*COMMON]],
+    ids=["none", "names-a-missing-key", "not-a-list", "not-str", "names-plain-values"],
 )
 async def test_json_with_a_missing_or_wrong_tag_index_is_untagged_everywhere(
     tmp_path: Path, index: Any

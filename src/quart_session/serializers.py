@@ -63,7 +63,7 @@ class JSONSerializer:
 
     A session's metadata (``_qs``) also lists the top-level keys whose values
     hold tags: reading then decodes with msgspec and untags only those values,
-    instead of calling a hook on every object (6.5 -> 3.5 µs for a typical
+    instead of calling a hook on every object (6.1 -> 4.4 µs for a typical
     session). Data without that index (Quart-Session 3.0's, or anything that is
     not a session) is untagged everywhere.
     """
@@ -119,8 +119,8 @@ class JSONSerializer:
     def _tag_top(self, obj: Any, common: bool) -> Any:
         """*obj* tagged; a session (a dict with its metadata) gets the tag index."""
         meta = obj.get(META_KEY) if type(obj) is dict else None
-        if type(meta) is not dict:
-            return self._tag(obj, common, [])
+        if type(meta) is not dict or (len(meta) == 1 and next(iter(meta)) in self._tags):
+            return self._tag(obj, common, [])  # not a session's metadata
         result: dict[str, Any] = {}
         index: list[str] = []
         for key, value in obj.items():
@@ -175,10 +175,13 @@ class JSONSerializer:
 
     def _untag(self, value: Any) -> Any:
         """What the tagger's object hook makes of *value*, innermost first."""
-        if type(value) is list:
+        kind = type(value)
+        if kind is list:
             for position, item in enumerate(value):
                 if type(item) in _CONTAINERS:
                     value[position] = self._untag(item)
+            return value
+        if kind is not dict:
             return value
         if len(value) == 1:
             ((key, item),) = value.items()
