@@ -178,15 +178,14 @@ class RedisPyDriver:
         return self.client
 
     async def get(self, key: str, ttl: int | None) -> bytes | None:
+        client = await self._client()
         # Every request with a session cookie comes here: the command goes
         # straight to execute_command, past getex()'s option parsing (5 µs,
         # as much as the rest of this store's work on a read).
-        if self._cluster:
-            await self.client.initialize()
         if ttl is None:
-            value = await self.client.execute_command("GET", key)
+            value = await client.execute_command("GET", key)
         else:
-            value = await self.client.execute_command("GETEX", key, "EX", ttl)
+            value = await client.execute_command("GETEX", key, "EX", ttl)
         # decode_responses is refused above, so redis-py answers bytes.
         return cast(bytes | None, value)
 
