@@ -18,3 +18,24 @@ class SessionBackendError(Exception):
 
 class SessionConfigError(ValueError):
     """A ``SESSION_*`` configuration value is missing, unknown or of the wrong type."""
+
+
+class SessionDataError(TypeError, ValueError):
+    """The session data cannot be stored: a value of a type the serializer cannot
+    write, nested too deep, or a session larger than ``SESSION_MAX_SIZE``.
+
+    Raised while saving, in the request that made the change, before anything
+    reaches the store (the stored record stays as it was). Its message names the
+    top-level session key at fault, never the value. By default the request is
+    answered with ``400 Bad Request``; register your own handler with
+    ``app.register_error_handler(SessionDataError, ...)``.
+    """
+
+
+class SessionConflictError(Exception):
+    """A save lost every compare-and-set against other requests writing the
+    same session, for as long as ``SESSION_BACKEND_TIMEOUT`` allowed.
+
+    Not a store failure: the store answered every time. By default the request
+    is answered with ``409 Conflict`` and ``Retry-After``.
+    """
