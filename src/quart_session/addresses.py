@@ -44,7 +44,7 @@ def normalise(value: str) -> str | None:
 # Called twice a request (the pin and the current address) with the same few
 # values per client. Measured with timeit (Python 3.11): 2.5 µs for IPv4 and
 # 7.4-8.5 µs for IPv6 uncached, 0.08 µs cached. Bounded because the keys are
-# client-controlled: 1024 keys of at most _MAX_ENTRY characters hold < 250 KB.
+# client-controlled: 1024 keys of at most _MAX_ENTRY characters hold < 1 MB.
 @lru_cache(maxsize=1024)
 def _canonical(value: str) -> str | None:
     host = _host(value)
