@@ -23,12 +23,15 @@ import anyio
 import pytest
 from quart import Quart, Response, current_app, send_file, session, websocket
 
-from quart_session import Session
+from quart_session import Session, records
 from quart_session.interface import ServerSideSessionInterface
 from quart_session.stores.base import Record, SaveResult, Store, Version
 
 ReadRaw = Callable[[str], Awaitable[bytes | None]]
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
+# Quart 0.21 added both; Quart 0.20 (Debian's) has neither.
+QUART_HAS_PARTITIONED = "SESSION_COOKIE_PARTITIONED" in Quart.default_config
+QUART_HAS_KEY_FALLBACKS = "SECRET_KEY_FALLBACKS" in Quart.default_config
 
 
 class CountingStore(Store):
@@ -60,6 +63,13 @@ class CountingStore(Store):
 
     async def close(self) -> None:
         await self.inner.close()
+
+
+def holds_no_session(raw: bytes | None) -> bool:
+    """Whether a key holds no session data: nothing, or only the marker
+    regenerate() or logout leaves behind (which names no data)."""
+    # Read raw, a record may carry a store's own header before the payload.
+    return raw is None or (records.PREFIX in raw and b"alice" not in raw)
 
 
 def parse_set_cookie(header: str) -> tuple[str, str, dict[str, str]]:
@@ -192,6 +202,25 @@ def build_app(config: dict[str, Any], static_folder: Path, app_class: type[Quart
     async def file(key: str, value: str) -> Response:
         session[key] = value
         return await send_file(static_folder / "hello.txt")
+
+    @app.get("/set-big/<key>/<int:size>")
+    async def set_big(key: str, size: int) -> str:
+        session[key] = "x" * size
+        return "ok"
+
+    @app.get("/set-surrogate/<key>")
+    async def set_surrogate(key: str) -> str:
+        session[key] = ["a\ud800b", {"\udfff": ("\ud83d",)}]  # legal in a JSON body
+        return "ok"
+
+    @app.get("/has-surrogate/<key>")
+    async def has_surrogate(key: str) -> str:
+        return repr(session.get(key) == ["a\ud800b", {"\udfff": ("\ud83d",)}])
+
+    @app.get("/set-object/<key>")
+    async def set_object(key: str) -> str:
+        session[key] = object()
+        return "ok"
 
     @app.websocket("/ws/get/<key>")
     async def ws_get(key: str) -> None:
@@ -332,7 +361,7 @@ class SessionBehaviour:
             SESSION_COOKIE_PATH="/app",
             SESSION_COOKIE_SECURE=True,
             SESSION_COOKIE_SAMESITE="Strict",
-            SESSION_COOKIE_PARTITIONED=True,
+            SESSION_COOKIE_PARTITIONED=QUART_HAS_PARTITIONED,
         )
         browser = Browser(app)
         await browser.text("/set/user/alice")
@@ -344,7 +373,8 @@ class SessionBehaviour:
         assert await read_raw(self.key(app, sid)) is None
         for attribute in ("Domain=example.test", "Path=/app", "Secure", "SameSite=Strict"):
             assert attribute in set_header and attribute in deleted, attribute
-        assert "Partitioned" in set_header and "Partitioned" in deleted
+        partitioned = ("Partitioned" in set_header, "Partitioned" in deleted)
+        assert partitioned == (QUART_HAS_PARTITIONED, QUART_HAS_PARTITIONED)
 
     async def test_data_set_after_clear_lives_under_a_new_id(
         self, app: Quart, read_raw: ReadRaw
@@ -454,7 +484,7 @@ class SessionBehaviour:
         old = browser.sid
         await browser.text("/regenerate")
         assert browser.sid != old
-        assert await read_raw(self.key(app, old)) is None
+        assert holds_no_session(await read_raw(self.key(app, old)))
         assert await browser.text("/get/user") == "'alice'"
         thief = Browser(app)
         thief.cookie = old
@@ -474,6 +504,8 @@ class SessionBehaviour:
         unsigned = Browser(old_app)
         unsigned.cookie = browser.sid
         assert await unsigned.text("/get/user") == "None"
+        if not QUART_HAS_KEY_FALLBACKS:
+            pytest.skip("key rotation needs SECRET_KEY_FALLBACKS (Quart 0.21+)")
         # Same store, new key: the old key still verifies as a fallback.
         new_app = make_app(SESSION_USE_SIGNER=True, SECRET_KEY="new", SECRET_KEY_FALLBACKS=["old"])
         new_app.session_interface._store = old_app.session_interface.store  # type: ignore[attr-defined]
@@ -601,6 +633,53 @@ class SessionBehaviour:
         await anyio.sleep(0.1)
         assert "save" not in calls.calls
         assert "created inside a websocket is not stored" in caplog.text
+
+    # -- limits and unstorable data --------------------------------------------------------
+    async def test_a_session_over_max_size_is_refused_and_the_stored_one_kept(
+        self, make_app: Callable[..., Quart], read_raw: ReadRaw, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        app = make_app(SESSION_MAX_SIZE=4096)
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        before = await read_raw(self.key(app, browser.sid))
+        calls = self.count_calls(app)
+        response = await browser.get("/set-big/blob/5000")
+        assert response.status_code == 400
+        assert "SESSION_MAX_SIZE (4096 bytes)" in caplog.text
+        assert calls.calls == ["load"]  # refused before anything reached the store
+        assert await read_raw(self.key(app, browser.sid)) == before
+        assert await browser.text("/get/user") == "'alice'"
+
+    async def test_the_default_max_size_decides_below_every_store_limit(
+        self, app: Quart, read_raw: ReadRaw
+    ) -> None:
+        """700 kB: over the default SESSION_MAX_SIZE (256 KiB) and DynamoDB's
+        400 KB items, under memcached's 1 MiB: our limit refuses it first on
+        every store (memcached drops the old record when it refuses one)."""
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        before = await read_raw(self.key(app, browser.sid))
+        response = await browser.get("/set-big/blob/700000")
+        assert response.status_code == 400
+        assert await read_raw(self.key(app, browser.sid)) == before
+        assert await browser.text("/get/user") == "'alice'"
+
+    async def test_text_with_lone_surrogates_round_trips(self, app: Quart) -> None:
+        browser = Browser(app)
+        await browser.text("/set-surrogate/s")
+        assert await browser.text("/has-surrogate/s") == "True"
+
+    async def test_an_unstorable_value_answers_400_naming_its_key(
+        self, app: Quart, read_raw: ReadRaw, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        before = await read_raw(self.key(app, browser.sid))
+        response = await browser.get("/set-object/gadget")
+        assert response.status_code == 400
+        assert "'gadget'" in caplog.text
+        assert "Traceback" not in caplog.text
+        assert await read_raw(self.key(app, browser.sid)) == before
 
     # -- stored data -----------------------------------------------------------------------
     async def test_corrupt_stored_data_gives_a_fresh_session_not_an_error(

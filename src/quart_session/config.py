@@ -8,9 +8,10 @@ shows up at start-up rather than on the first request.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from quart import Quart
@@ -39,6 +40,8 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_STATIC_FILE": False,
     "SESSION_HIJACK_PROTECTION": False,
     "SESSION_HIJACK_REVERSE_PROXY": False,
+    "SESSION_HIJACK_TRUSTED_PROXIES": 1,
+    "SESSION_MAX_SIZE": 256 * 1024,
     "SESSION_SERIALIZER": "json",
     "SESSION_BACKEND_TIMEOUT": 2.0,
     "SESSION_LEGACY_IDS": False,
@@ -68,6 +71,29 @@ ALIASES = {
 }
 TYPE_ALIASES = {"redis+trio": "redis"}
 
+#: The latest deadline a cookie's Expires can hold (9999-12-31 23:59:59 UTC);
+#: every store but memcached holds as much.
+LATEST_COOKIE_DEADLINE = 253_402_300_799
+#: memcached keeps expiry times as 32-bit unix times (2038-01-19).
+LATEST_DEADLINE = {"memcached": 2**31 - 1}
+#: The largest SESSION_MAX_SIZE accepted at all, and per store where the store
+#: has a fixed item limit (DynamoDB: 400 KiB per item, names and key included).
+#: memcached's limit is a server setting: its store reports it.
+MAX_SIZE_LIMIT = 64 * 1024 * 1024
+STORE_MAX_SIZE = {"dynamodb": 400 * 1024 - 4096}
+
+
+def _check_lifetime(key: str, seconds: float, store_type: str) -> None:
+    """Refuse a lifetime whose deadline, counted from now, a cookie date or the
+    store's expiry field cannot hold: the session would be lost, or every save fail."""
+    latest = min(LATEST_COOKIE_DEADLINE, LATEST_DEADLINE.get(store_type, LATEST_COOKIE_DEADLINE))
+    if time.time() + seconds > latest:
+        until = datetime.fromtimestamp(latest, UTC).date().isoformat()
+        raise SessionConfigError(
+            f"{key} of {timedelta(seconds=seconds)} ends past {until}, the latest expiry "
+            f"the {store_type} store and session cookies can hold; choose a shorter lifetime"
+        )
+
 
 def effective_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """``app.config``'s SESSION_* keys over the defaults, aliases resolved."""
@@ -77,6 +103,30 @@ def effective_config(config: Mapping[str, Any]) -> dict[str, Any]:
             values[new] = config[old]
     values.update((key, config[key]) for key in DEFAULTS if key in config)
     return values
+
+
+# Quart 0.21 added SESSION_COOKIE_PARTITIONED and SECRET_KEY_FALLBACKS; on older
+# Quart (0.20 is what Debian ships) they are unavailable, and asking for them must
+# fail loudly rather than be ignored. Detected by what this Quart has, not its version.
+def _cookie_partitioned(app: Quart) -> bool:
+    getter = getattr(app.session_interface, "get_cookie_partitioned", None)
+    if getter is not None:
+        return bool(getter(app))
+    if app.config.get("SESSION_COOKIE_PARTITIONED"):
+        raise SessionConfigError(
+            "SESSION_COOKIE_PARTITIONED needs Quart 0.21 or newer; this Quart has no "
+            "partitioned session cookies"
+        )
+    return False
+
+
+def _secret_key_fallbacks(app: Quart) -> tuple[str | bytes, ...]:
+    fallbacks = app.config.get("SECRET_KEY_FALLBACKS") or ()
+    if fallbacks and "SECRET_KEY_FALLBACKS" not in app.default_config:
+        raise SessionConfigError(
+            "SECRET_KEY_FALLBACKS needs Quart 0.21 or newer; this Quart has no key fallbacks"
+        )
+    return tuple(fallbacks)
 
 
 def _check(values: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
@@ -99,6 +149,8 @@ class Settings:
     static_file: bool
     hijack_protection: bool
     hijack_reverse_proxy: bool
+    trusted_proxies: int
+    max_size: int
     serializer: Serializer
     backend_timeout: float
     legacy_ids: bool
@@ -133,8 +185,7 @@ class Settings:
         if use_signer:
             if not app.secret_key:
                 raise SessionConfigError("SESSION_USE_SIGNER needs SECRET_KEY to be set")
-            fallbacks = app.config.get("SECRET_KEY_FALLBACKS") or ()
-            secret_keys = (app.secret_key, *fallbacks)
+            secret_keys = (app.secret_key, *_secret_key_fallbacks(app))
         id_length = _check(values, "SESSION_ID_LENGTH", int)
         if not 16 <= id_length <= 128:
             raise SessionConfigError(
@@ -147,6 +198,19 @@ class Settings:
         if not isinstance(lifetime, timedelta) or lifetime.total_seconds() < 1:
             raise SessionConfigError(
                 f"PERMANENT_SESSION_LIFETIME must be at least one second, not {lifetime!r}"
+            )
+        _check_lifetime("PERMANENT_SESSION_LIFETIME", lifetime.total_seconds(), store_type)
+        trusted_proxies = _check(values, "SESSION_HIJACK_TRUSTED_PROXIES", int)
+        if trusted_proxies < 1:
+            raise SessionConfigError(
+                f"SESSION_HIJACK_TRUSTED_PROXIES must be at least 1, not {trusted_proxies}"
+            )
+        max_size = _check(values, "SESSION_MAX_SIZE", int)
+        size_limit = STORE_MAX_SIZE.get(store_type, MAX_SIZE_LIMIT)
+        if not 1024 <= max_size <= size_limit:
+            raise SessionConfigError(
+                f"SESSION_MAX_SIZE must be between 1024 and {size_limit} bytes for the "
+                f"{store_type} store, not {max_size}"
             )
         try:
             serializer = resolve_serializer(values["SESSION_SERIALIZER"])
@@ -173,6 +237,8 @@ class Settings:
             static_file=_check(values, "SESSION_STATIC_FILE", bool),
             hijack_protection=_check(values, "SESSION_HIJACK_PROTECTION", bool),
             hijack_reverse_proxy=_check(values, "SESSION_HIJACK_REVERSE_PROXY", bool),
+            trusted_proxies=trusted_proxies,
+            max_size=max_size,
             serializer=serializer,
             backend_timeout=timeout,
             legacy_ids=_check(values, "SESSION_LEGACY_IDS", bool),
@@ -186,7 +252,7 @@ class Settings:
             cookie_httponly=interface.get_cookie_httponly(app),
             cookie_secure=interface.get_cookie_secure(app),
             cookie_samesite=samesite,
-            cookie_partitioned=interface.get_cookie_partitioned(app),
+            cookie_partitioned=_cookie_partitioned(app),
             static_url_path=app.static_url_path if app.has_static_folder else None,
             raw=values,
         )
