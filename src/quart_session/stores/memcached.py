@@ -11,6 +11,13 @@ a second, racy ``gets``. With meta commands every operation is one round trip:
 
 The version of a record is its cas token: memcached changes it on every write
 and not on a touch. Memcached cannot list keys, so ``count`` is not offered.
+
+Two limits of memcached are checked here, before anything is sent, because the
+server's own answer to them loses the session: a value over its item size limit
+is refused *and the record it would replace is dropped*, and an absolute expiry
+after 2038-01-19 is stored but expires at once (or wraps round to a few seconds).
+The item size limit is read once with ``stats settings``: by ``ping``, or by the
+first save of a store that was never pinged (one more round trip, once).
 """
 
 from __future__ import annotations
@@ -35,6 +42,21 @@ if TYPE_CHECKING:
 
 #: Longer relative TTLs are read by memcached as absolute unix times.
 MAX_RELATIVE_TTL = 60 * 60 * 24 * 30
+#: The latest deadline (unix seconds) memcached can hold, 2038-01-19T03:14:07Z:
+#: it keeps exptimes in 32 bits, and takes a later one for a time long past (or,
+#: after 2106, wraps it round to a few seconds from now).
+MAX_DEADLINE = 2**31 - 1
+#: memcached's item size limit (``-I``) unless it is started with another.
+DEFAULT_ITEM_SIZE_MAX = 1024 * 1024
+#: Bytes of an item that are not payload, rounded up. memcached 1.6 (64-bit)
+#: counts a 48-byte item header, 8 for the cas token, up to 8 for client flags,
+#: the key (at most 250) and its NUL, and the value's CRLF: 317 at most. The rest
+#: is room for a larger header in other builds; a few hundred bytes of a limit of
+#: a mebibyte are not worth an exact figure that may be wrong somewhere.
+ITEM_OVERHEAD = 512
+#: The largest payload sent to a server that does not report its item size
+#: limit (a proxy, say): what memcached's default limit holds.
+MAX_PAYLOAD_DEFAULT = DEFAULT_ITEM_SIZE_MAX - ITEM_OVERHEAD
 MAX_KEY_LENGTH = 250
 #: Marks hashed keys; keys that start with it are hashed too, so a readable key
 #: can never equal the hash of another.
@@ -62,7 +84,16 @@ def expiry_token(ttl: int) -> int:
     """The exptime memcached needs for *ttl* seconds from now."""
     if ttl < 1:
         raise ValueError(f"a ttl must be at least one second, not {ttl}")  # 0 means forever
-    return int(time.time()) + ttl if ttl > MAX_RELATIVE_TTL else ttl
+    if ttl <= MAX_RELATIVE_TTL:
+        return ttl
+    deadline = int(time.time()) + ttl
+    if deadline > MAX_DEADLINE:
+        # memcached would store the record and then lose it (see MAX_DEADLINE).
+        raise ValueError(
+            f"memcached cannot expire a record {ttl} seconds from now: the deadline,"
+            f" unix time {deadline}, is after its last one, {MAX_DEADLINE} (2038-01-19)"
+        )
+    return deadline
 
 
 class MemcachedStore(Store):
@@ -73,6 +104,8 @@ class MemcachedStore(Store):
         # Commands go straight over aiomcache's pool: it has no meta commands.
         self._pool = client._pool
         self._owns_client = owns_client
+        #: The server's ``item_size_max``, asked on ping or before the first save.
+        self._item_size_max: int | None = None
 
     @classmethod
     def connect(cls, host: str, port: int) -> MemcachedStore:
@@ -85,6 +118,52 @@ class MemcachedStore(Store):
     @property
     def address(self) -> str:
         return f"{self._pool._host}:{self._pool._port}"
+
+    @property
+    def max_payload(self) -> int:
+        """The largest payload ``save`` sends, in bytes: the server's item size limit
+        less ITEM_OVERHEAD once ``ping`` or a save has asked the server for it,
+        MAX_PAYLOAD_DEFAULT until then."""
+        if self._item_size_max is None:
+            return MAX_PAYLOAD_DEFAULT
+        return self._item_size_max - ITEM_OVERHEAD
+
+    async def ping(self) -> None:
+        """One round trip, which also learns the server's item size limit."""
+        self._item_size_max = await self._read_item_size_max()
+
+    async def _read_item_size_max(self) -> int:
+        """``item_size_max`` from ``stats settings``, or memcached's default when the
+        server does not report it."""
+        item_size_max = DEFAULT_ITEM_SIZE_MAX
+        async with self._connection() as conn:
+            conn.writer.write(b"stats settings\r\n")
+            await conn.writer.drain()
+            while (line := await conn.reader.readline()) != b"END\r\n":
+                if not line.endswith(b"\r\n"):
+                    raise ConnectionResetError("memcached closed the connection")
+                match line.split():
+                    case [b"STAT", b"item_size_max", value] if value.isdigit():
+                        item_size_max = int(value)
+                    case [b"STAT", *_]:
+                        pass
+                    case [b"ERROR"]:  # a server without the command: nothing follows
+                        break
+                    case _:
+                        raise ClientException("unexpected reply to stats", line.rstrip())
+        return item_size_max
+
+    async def _refuse_if_too_large(self, payload: bytes) -> None:
+        """Raise ValueError for a payload the server would refuse: memcached answers
+        one by dropping the record it was to replace."""
+        if self._item_size_max is None:
+            self._item_size_max = await self._read_item_size_max()
+        if len(payload) > self.max_payload:
+            raise ValueError(
+                f"a payload of {len(payload)} bytes is over the {self.max_payload} bytes"
+                f" memcached at {self.address} can store (its item size limit of"
+                f" {self._item_size_max} bytes less {ITEM_OVERHEAD} for key and item header)"
+            )
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Connection]:
@@ -138,6 +217,8 @@ class MemcachedStore(Store):
     ) -> SaveResult:
         line = b"ms %s %d c T%d " % (memcached_key(key), len(payload), expiry_token(ttl))
         line += b"ME" if expected is None else b"C%d" % int(expected)
+        # After the ttl check, which needs no round trip to refuse a bad ttl.
+        await self._refuse_if_too_large(payload)
         status, flags, _ = await self._command(line, payload, expect=(b"HD", b"NS", b"EX", b"NF"))
         if status == b"HD":
             return int(flags[b"c"])
