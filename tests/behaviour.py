@@ -23,7 +23,7 @@ import anyio
 import pytest
 from quart import Quart, Response, current_app, send_file, session, websocket
 
-from quart_session import Session
+from quart_session import Session, records
 from quart_session.interface import ServerSideSessionInterface
 from quart_session.stores.base import Record, SaveResult, Store, Version
 
@@ -63,6 +63,13 @@ class CountingStore(Store):
 
     async def close(self) -> None:
         await self.inner.close()
+
+
+def holds_no_session(raw: bytes | None) -> bool:
+    """Whether a key holds no session data: nothing, or only the marker
+    regenerate() or logout leaves behind (which names no data)."""
+    # Read raw, a record may carry a store's own header before the payload.
+    return raw is None or (records.PREFIX in raw and b"alice" not in raw)
 
 
 def parse_set_cookie(header: str) -> tuple[str, str, dict[str, str]]:
@@ -195,6 +202,25 @@ def build_app(config: dict[str, Any], static_folder: Path, app_class: type[Quart
     async def file(key: str, value: str) -> Response:
         session[key] = value
         return await send_file(static_folder / "hello.txt")
+
+    @app.get("/set-big/<key>/<int:size>")
+    async def set_big(key: str, size: int) -> str:
+        session[key] = "x" * size
+        return "ok"
+
+    @app.get("/set-surrogate/<key>")
+    async def set_surrogate(key: str) -> str:
+        session[key] = ["a\ud800b", {"\udfff": ("\ud83d",)}]  # legal in a JSON body
+        return "ok"
+
+    @app.get("/has-surrogate/<key>")
+    async def has_surrogate(key: str) -> str:
+        return repr(session.get(key) == ["a\ud800b", {"\udfff": ("\ud83d",)}])
+
+    @app.get("/set-object/<key>")
+    async def set_object(key: str) -> str:
+        session[key] = object()
+        return "ok"
 
     @app.websocket("/ws/get/<key>")
     async def ws_get(key: str) -> None:
@@ -458,7 +484,7 @@ class SessionBehaviour:
         old = browser.sid
         await browser.text("/regenerate")
         assert browser.sid != old
-        assert await read_raw(self.key(app, old)) is None
+        assert holds_no_session(await read_raw(self.key(app, old)))
         assert await browser.text("/get/user") == "'alice'"
         thief = Browser(app)
         thief.cookie = old
@@ -607,6 +633,53 @@ class SessionBehaviour:
         await anyio.sleep(0.1)
         assert "save" not in calls.calls
         assert "created inside a websocket is not stored" in caplog.text
+
+    # -- limits and unstorable data --------------------------------------------------------
+    async def test_a_session_over_max_size_is_refused_and_the_stored_one_kept(
+        self, make_app: Callable[..., Quart], read_raw: ReadRaw, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        app = make_app(SESSION_MAX_SIZE=4096)
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        before = await read_raw(self.key(app, browser.sid))
+        calls = self.count_calls(app)
+        response = await browser.get("/set-big/blob/5000")
+        assert response.status_code == 400
+        assert "SESSION_MAX_SIZE (4096 bytes)" in caplog.text
+        assert calls.calls == ["load"]  # refused before anything reached the store
+        assert await read_raw(self.key(app, browser.sid)) == before
+        assert await browser.text("/get/user") == "'alice'"
+
+    async def test_the_default_max_size_decides_below_every_store_limit(
+        self, app: Quart, read_raw: ReadRaw
+    ) -> None:
+        """700 kB: over the default SESSION_MAX_SIZE (256 KiB) and DynamoDB's
+        400 KB items, under memcached's 1 MiB: our limit refuses it first on
+        every store (memcached drops the old record when it refuses one)."""
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        before = await read_raw(self.key(app, browser.sid))
+        response = await browser.get("/set-big/blob/700000")
+        assert response.status_code == 400
+        assert await read_raw(self.key(app, browser.sid)) == before
+        assert await browser.text("/get/user") == "'alice'"
+
+    async def test_text_with_lone_surrogates_round_trips(self, app: Quart) -> None:
+        browser = Browser(app)
+        await browser.text("/set-surrogate/s")
+        assert await browser.text("/has-surrogate/s") == "True"
+
+    async def test_an_unstorable_value_answers_400_naming_its_key(
+        self, app: Quart, read_raw: ReadRaw, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        before = await read_raw(self.key(app, browser.sid))
+        response = await browser.get("/set-object/gadget")
+        assert response.status_code == 400
+        assert "'gadget'" in caplog.text
+        assert "Traceback" not in caplog.text
+        assert await read_raw(self.key(app, browser.sid)) == before
 
     # -- stored data -----------------------------------------------------------------------
     async def test_corrupt_stored_data_gives_a_fresh_session_not_an_error(

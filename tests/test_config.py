@@ -33,6 +33,24 @@ def make_app(tmp_path: Path, **config: Any) -> Quart:
         ({"SESSION_FILE_DIR": 5}, "SESSION_FILE_DIR must be a path"),
         ({"SESSION_COOKIE_SAMESITE": "sometimes"}, "SESSION_COOKIE_SAMESITE must be"),
         ({"PERMANENT_SESSION_LIFETIME": timedelta(0)}, "PERMANENT_SESSION_LIFETIME"),
+        # Past what a cookie date (year 9999) holds: every write answered 500.
+        (
+            {"PERMANENT_SESSION_LIFETIME": timedelta(days=365 * 9000)},
+            "the latest expiry the filesystem store and session cookies can hold",
+        ),
+        # memcached keeps 32-bit unix times: every session was lost after 2038.
+        (
+            {"SESSION_TYPE": "memcached", "PERMANENT_SESSION_LIFETIME": timedelta(days=365 * 20)},
+            "ends past 2038-01-19",
+        ),
+        ({"SESSION_MAX_SIZE": 100}, "SESSION_MAX_SIZE must be between 1024 and"),
+        ({"SESSION_MAX_SIZE": "1MB"}, "SESSION_MAX_SIZE must be int"),
+        (
+            {"SESSION_TYPE": "dynamodb", "SESSION_MAX_SIZE": 512 * 1024},
+            "for the dynamodb store",
+        ),
+        ({"SESSION_HIJACK_TRUSTED_PROXIES": 0}, "SESSION_HIJACK_TRUSTED_PROXIES must be at least"),
+        ({"SESSION_HIJACK_TRUSTED_PROXIES": "1"}, "SESSION_HIJACK_TRUSTED_PROXIES must be int"),
     ],
 )
 def test_bad_configuration_fails_at_init_with_a_clear_message(
@@ -91,3 +109,12 @@ async def test_store_settings_from_a_before_serving_hook_are_honoured(tmp_path: 
         assert response.status_code == 200
     assert len([p for p in late_dir.iterdir() if p.is_file()]) == 1
     assert not (tmp_path / "instance" / "sessions").exists()
+
+
+def test_a_long_lifetime_within_every_limit_is_accepted(tmp_path: Path) -> None:
+    app = make_app(tmp_path, PERMANENT_SESSION_LIFETIME=timedelta(days=365 * 100))
+    Session(app)
+    memcached = make_app(
+        tmp_path, SESSION_TYPE="memcached", PERMANENT_SESSION_LIFETIME=timedelta(days=365)
+    )
+    Session(memcached)

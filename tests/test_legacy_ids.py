@@ -89,3 +89,73 @@ async def test_legacy_cookies_are_ignored_unless_enabled(tmp_path: Path) -> None
     browser.cookie = legacy_id
     assert await browser.text("/whoami") == repr((None, None, None))
     assert exists(tmp_path, legacy_id)
+
+
+# What Quart-Session 3.0 wrote with SESSION_HIJACK_PROTECTION: the pin among the
+# data, behind a proxy as the raw X-Forwarded-For value.
+PINNED_PAYLOAD = b'{"user":"alice","_addr":"%s","_permanent":true}'
+
+
+async def plant_pinned_session(tmp_path: Path, address: str) -> str:
+    legacy_id = str(uuid.uuid4())
+    payload = PINNED_PAYLOAD % address.encode()
+    await FileSystemStore(tmp_path).save(f"session:{legacy_id}", payload, 600, None)
+    return legacy_id
+
+
+async def test_migration_honours_the_30_pin(tmp_path: Path) -> None:
+    legacy_id = await plant_pinned_session(tmp_path, "10.0.0.1")
+    app = app_with(tmp_path, SESSION_LEGACY_IDS=True, SESSION_HIJACK_PROTECTION=True)
+    thief = Browser(app, address="10.6.6.6")
+    thief.cookie = legacy_id
+    assert await thief.text("/whoami") == repr((None, None, None))
+    assert not exists(tmp_path, legacy_id)  # the stolen 3.0 session is gone
+    owner = Browser(app, address="10.0.0.1")
+    owner.cookie = legacy_id
+    assert await owner.text("/whoami") == repr((None, None, None))
+
+
+async def test_the_owner_migrates_and_stays_pinned_without_the_old_key(tmp_path: Path) -> None:
+    legacy_id = await plant_pinned_session(tmp_path, "10.0.0.1")
+    app = app_with(tmp_path, SESSION_LEGACY_IDS=True, SESSION_HIJACK_PROTECTION=True)
+    owner = Browser(app, address="::ffff:10.0.0.1")  # the same address, written otherwise
+    owner.cookie = legacy_id
+    assert await owner.text("/whoami") == repr(("alice", None, None))
+    raw = (tmp_path / hashlib.sha256(f"session:{owner.sid}".encode()).hexdigest()).read_bytes()
+    assert b"_addr" not in raw  # the pin is metadata now, not data
+    thief = Browser(app, address="10.6.6.6")
+    thief.cookie = owner.cookie
+    assert await thief.text("/whoami") == repr((None, None, None))
+
+
+async def test_a_30_pin_behind_a_proxy_counts_only_the_entry_the_proxy_wrote(
+    tmp_path: Path,
+) -> None:
+    # 3.0 stored the whole header; the client wrote "1.2.3.4", the proxy appended.
+    legacy_id = await plant_pinned_session(tmp_path, "1.2.3.4, 203.0.113.7")
+    app = app_with(
+        tmp_path,
+        SESSION_LEGACY_IDS=True,
+        SESSION_HIJACK_PROTECTION=True,
+        SESSION_HIJACK_REVERSE_PROXY=True,
+    )
+    thief = Browser(app, address="10.0.0.254")
+    thief.cookie = legacy_id
+    forged = {"X-Forwarded-For": "1.2.3.4, 203.0.113.7, 198.51.100.9"}
+    response = await thief.get("/whoami", forged)
+    assert await response.get_data(as_text=True) == repr((None, None, None))
+    assert not exists(tmp_path, legacy_id)
+
+
+async def test_a_30_pin_behind_a_proxy_lets_the_owner_in(tmp_path: Path) -> None:
+    legacy_id = await plant_pinned_session(tmp_path, "1.2.3.4, 203.0.113.7")
+    app = app_with(
+        tmp_path,
+        SESSION_LEGACY_IDS=True,
+        SESSION_HIJACK_PROTECTION=True,
+        SESSION_HIJACK_REVERSE_PROXY=True,
+    )
+    owner = Browser(app, address="10.0.0.254")
+    owner.cookie = legacy_id
+    response = await owner.get("/whoami", {"X-Forwarded-For": "203.0.113.7"})
+    assert await response.get_data(as_text=True) == repr(("alice", None, None))

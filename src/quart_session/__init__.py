@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from .errors import SessionBackendError, SessionConfigError
+from .errors import (
+    SessionBackendError,
+    SessionConfigError,
+    SessionConflictError,
+    SessionDataError,
+)
 from .extension import Session
 from .interface import ServerSideSessionInterface
 from .session import ServerSideSession
@@ -24,6 +29,8 @@ __all__ = [
     "Session",
     "SessionBackendError",
     "SessionConfigError",
+    "SessionConflictError",
+    "SessionDataError",
     "session_conflict_merged",
     "session_created",
     "session_deleted",

@@ -8,9 +8,10 @@ shows up at start-up rather than on the first request.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from quart import Quart
@@ -39,6 +40,8 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_STATIC_FILE": False,
     "SESSION_HIJACK_PROTECTION": False,
     "SESSION_HIJACK_REVERSE_PROXY": False,
+    "SESSION_HIJACK_TRUSTED_PROXIES": 1,
+    "SESSION_MAX_SIZE": 256 * 1024,
     "SESSION_SERIALIZER": "json",
     "SESSION_BACKEND_TIMEOUT": 2.0,
     "SESSION_LEGACY_IDS": False,
@@ -67,6 +70,29 @@ ALIASES = {
     "SESSION_REVERSE_PROXY": "SESSION_HIJACK_REVERSE_PROXY",
 }
 TYPE_ALIASES = {"redis+trio": "redis"}
+
+#: The latest deadline a cookie's Expires can hold (9999-12-31 23:59:59 UTC);
+#: every store but memcached holds as much.
+LATEST_COOKIE_DEADLINE = 253_402_300_799
+#: memcached keeps expiry times as 32-bit unix times (2038-01-19).
+LATEST_DEADLINE = {"memcached": 2**31 - 1}
+#: The largest SESSION_MAX_SIZE accepted at all, and per store where the store
+#: has a fixed item limit (DynamoDB: 400 KiB per item, names and key included).
+#: memcached's limit is a server setting: its store reports it.
+MAX_SIZE_LIMIT = 64 * 1024 * 1024
+STORE_MAX_SIZE = {"dynamodb": 400 * 1024 - 4096}
+
+
+def _check_lifetime(key: str, seconds: float, store_type: str) -> None:
+    """Refuse a lifetime whose deadline, counted from now, a cookie date or the
+    store's expiry field cannot hold: the session would be lost, or every save fail."""
+    latest = min(LATEST_COOKIE_DEADLINE, LATEST_DEADLINE.get(store_type, LATEST_COOKIE_DEADLINE))
+    if time.time() + seconds > latest:
+        until = datetime.fromtimestamp(latest, UTC).date().isoformat()
+        raise SessionConfigError(
+            f"{key} of {timedelta(seconds=seconds)} ends past {until}, the latest expiry "
+            f"the {store_type} store and session cookies can hold; choose a shorter lifetime"
+        )
 
 
 def effective_config(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -123,6 +149,8 @@ class Settings:
     static_file: bool
     hijack_protection: bool
     hijack_reverse_proxy: bool
+    trusted_proxies: int
+    max_size: int
     serializer: Serializer
     backend_timeout: float
     legacy_ids: bool
@@ -171,6 +199,19 @@ class Settings:
             raise SessionConfigError(
                 f"PERMANENT_SESSION_LIFETIME must be at least one second, not {lifetime!r}"
             )
+        _check_lifetime("PERMANENT_SESSION_LIFETIME", lifetime.total_seconds(), store_type)
+        trusted_proxies = _check(values, "SESSION_HIJACK_TRUSTED_PROXIES", int)
+        if trusted_proxies < 1:
+            raise SessionConfigError(
+                f"SESSION_HIJACK_TRUSTED_PROXIES must be at least 1, not {trusted_proxies}"
+            )
+        max_size = _check(values, "SESSION_MAX_SIZE", int)
+        size_limit = STORE_MAX_SIZE.get(store_type, MAX_SIZE_LIMIT)
+        if not 1024 <= max_size <= size_limit:
+            raise SessionConfigError(
+                f"SESSION_MAX_SIZE must be between 1024 and {size_limit} bytes for the "
+                f"{store_type} store, not {max_size}"
+            )
         try:
             serializer = resolve_serializer(values["SESSION_SERIALIZER"])
         except TypeError as error:
@@ -196,6 +237,8 @@ class Settings:
             static_file=_check(values, "SESSION_STATIC_FILE", bool),
             hijack_protection=_check(values, "SESSION_HIJACK_PROTECTION", bool),
             hijack_reverse_proxy=_check(values, "SESSION_HIJACK_REVERSE_PROXY", bool),
+            trusted_proxies=trusted_proxies,
+            max_size=max_size,
             serializer=serializer,
             backend_timeout=timeout,
             legacy_ids=_check(values, "SESSION_LEGACY_IDS", bool),

@@ -11,7 +11,7 @@ from quart import session as current_session
 
 from .cli import session_cli
 from .config import Settings
-from .errors import SessionBackendError
+from .errors import SessionBackendError, SessionConflictError, SessionDataError
 from .interface import ServerSideSessionInterface
 from .session import ServerSideSession
 from .stores import build_store
@@ -36,6 +36,40 @@ async def store_unavailable(error: SessionBackendError) -> Response:
     )
 
 
+async def session_data_refused(error: SessionDataError) -> Response:
+    """Default answer to session data that cannot be stored: 400.
+
+    Such data nearly always comes from the request (text with a lone surrogate,
+    input nested too deep, an upload kept in the session); the stored session
+    is unchanged.
+    """
+    logger.warning("Session not saved: %s", error)
+    return Response(
+        "The session could not be saved: its data cannot be stored.\n",
+        status=400,
+        mimetype="text/plain",
+    )
+
+
+async def session_conflict(error: SessionConflictError) -> Response:
+    """Default answer to a save that lost every retry to concurrent writers: 409."""
+    logger.warning("%s", error)
+    return Response(
+        "The session was changed by too many requests at once; please retry.\n",
+        status=409,
+        headers={"Retry-After": "1"},
+        mimetype="text/plain",
+    )
+
+
+#: The answer each of our errors gets unless the app registers its own handler.
+DEFAULT_HANDLERS: dict[type[Exception], Any] = {
+    SessionBackendError: store_unavailable,
+    SessionDataError: session_data_refused,
+    SessionConflictError: session_conflict,
+}
+
+
 class Session:
     """Server-side sessions for a Quart app: ``Session(app)`` or
     ``Session().init_app(app)``."""
@@ -52,8 +86,9 @@ class Session:
         # Indexing, not setdefault: the levels must stay defaultdicts, or every
         # later lookup of another status code (404, 500) raises KeyError.
         handlers = app.error_handler_spec[None][None]
-        if SessionBackendError not in handlers:
-            app.register_error_handler(SessionBackendError, store_unavailable)
+        for error, handler in DEFAULT_HANDLERS.items():
+            if error not in handlers:
+                app.register_error_handler(error, handler)
         app.teardown_websocket(_save_websocket_session)
         app.cli.add_command(session_cli)  # quart session cleanup|count|show|delete
         # while_serving starts after every before_serving hook, so a client the

@@ -23,20 +23,31 @@ from quart.sessions import SessionInterface, SessionMixin
 from quart.wrappers import BaseRequestWebsocket
 from werkzeug.http import dump_cookie
 
-from . import signals
+from . import records, signals
+from .addresses import client_address, forwarded_client, same_client
 from .config import Settings
 from .cookies import read_cookie
 from .deadlines import Deadlines
-from .errors import SessionBackendError
+from .errors import SessionBackendError, SessionConfigError, SessionConflictError, SessionDataError
 from .ids import IdCodec
+from .locks import SessionLocks
 from .serializers import META_KEY, Serializer, dumps_bytes, resolve_serializer
 from .session import ServerSideSession, UnavailableSession
-from .stores.base import Outcome, Store
+from .stores.base import Outcome, Record, Store, Version
 
 logger = logging.getLogger("quart_session")
 
-#: How often a save retries after losing a compare-and-set to another request.
+#: How often a save retries after losing a compare-and-set to another request
+#: (the backoff below usually ends it sooner, at SESSION_BACKEND_TIMEOUT).
 MAX_SAVE_ATTEMPTS = 64
+#: Seconds of the first retry pause across processes, and the longest pause.
+BASE_BACKOFF = 0.002
+MAX_BACKOFF = 0.1
+#: Where Quart-Session 3.0 kept the pinned client address: among the data.
+LEGACY_PIN_KEY = "_addr"
+#: How many moved markers a save or logout follows (regenerate() twice while
+#: one request runs); past that the session counts as gone.
+MAX_MOVES = 3
 #: Attempts to find an unused id; a collision of 256-bit ids does not happen,
 #: so a second failure means the store is broken.
 MAX_CREATE_ATTEMPTS = 3
@@ -48,6 +59,14 @@ class _Cookie(enum.Enum):
     KEEP = enum.auto()
     SET = enum.auto()
     DELETE = enum.auto()
+
+
+class _Written(enum.Enum):
+    SAVED = enum.auto()
+    #: Saved under the id regenerate() moved the session to meanwhile.
+    MOVED = enum.auto()
+    #: The session was ended (logout, expiry) meanwhile: nothing written.
+    GONE = enum.auto()
 
 
 def _send(signal: Signal, app: Quart, **kwargs: Any) -> None:
@@ -62,6 +81,11 @@ def _unwrap(session: SessionMixin, caller: str) -> ServerSideSession:
     if not isinstance(target, ServerSideSession):
         raise TypeError(f"{caller}() needs a quart_session session, not {target!r}")
     return target
+
+
+def _text_or_none(value: Any) -> str | None:
+    """A stored pin, if it is text (anything else was not written by us)."""
+    return value if isinstance(value, str) else None
 
 
 async def _uncancellable(work: Coroutine[Any, Any, None]) -> None:
@@ -97,6 +121,7 @@ class ServerSideSessionInterface(SessionInterface):
         self._store: Store | None = None
         self._serializer: Serializer | None = None
         self._websocket_warned = False
+        self._save_locks = SessionLocks()
         self._apply(settings)
 
     def _apply(self, settings: Settings) -> None:
@@ -118,11 +143,20 @@ class ServerSideSessionInterface(SessionInterface):
             settings = Settings.from_app(self.app)
             self._apply(settings)
             try:
-                self._store = self._build_store(settings)
+                store = self._build_store(settings)
+            except SessionConfigError:
+                raise
             except Exception as error:
                 raise SessionBackendError(
                     settings.store_type, "(not created)", f"could not be set up: {error!r}"
                 ) from error
+            limit = getattr(store, "max_payload", None)
+            if limit is not None and settings.max_size > limit:
+                raise SessionConfigError(
+                    f"SESSION_MAX_SIZE ({settings.max_size} bytes) is over what the "
+                    f"{store.name} store can hold ({limit} bytes); lower it"
+                )
+            self._store = store
         return self._store
 
     async def start(self) -> None:
@@ -191,11 +225,22 @@ class ServerSideSessionInterface(SessionInterface):
     def _encode(self, session: ServerSideSession) -> bytes:
         data = session.snapshot()  # a fresh dict: no second copy for the metadata
         data[META_KEY] = self._meta(session)
-        return dumps_bytes(self.serializer, data)
+        return self._checked(dumps_bytes(self.serializer, data))
 
     def _encode_data(self, data: dict[str, Any], session: ServerSideSession) -> bytes:
         """*data* plus the session's own metadata, serialized."""
-        return dumps_bytes(self.serializer, {**data, META_KEY: self._meta(session)})
+        return self._checked(dumps_bytes(self.serializer, {**data, META_KEY: self._meta(session)}))
+
+    def _checked(self, payload: bytes) -> bytes:
+        """*payload*, if it is within SESSION_MAX_SIZE: no store ever decides
+        (memcached would drop the old record on a value too large for it)."""
+        limit = self.settings.max_size
+        if len(payload) > limit:
+            raise SessionDataError(
+                f"the session is {len(payload)} bytes once encoded, over "
+                f"SESSION_MAX_SIZE ({limit} bytes): not saved"
+            )
+        return payload
 
     @staticmethod
     def _meta(session: ServerSideSession) -> dict[str, Any]:
@@ -206,6 +251,8 @@ class ServerSideSessionInterface(SessionInterface):
 
     def _decode(self, payload: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
         """(data, meta) of a stored record; raises ValueError if it is not one."""
+        if records.is_marker(payload):
+            raise ValueError("the session has ended or moved to a new id")
         try:
             data = self.serializer.loads(payload)
         except Exception as error:
@@ -220,17 +267,17 @@ class ServerSideSessionInterface(SessionInterface):
 
     # -- opening ----------------------------------------------------------------
     def client_address(self, request: BaseRequestWebsocket) -> str:
-        """The address a session is pinned to.
+        """The address a session is pinned to, in canonical form.
 
-        Behind a reverse proxy it is the last ``X-Forwarded-For`` entry, the one
-        the proxy appended: entries before it were written by the client.
+        Behind reverse proxies it is the ``X-Forwarded-For`` entry
+        ``SESSION_HIJACK_TRUSTED_PROXIES`` from the right, across every header
+        line: entries left of it were written by the client.
         """
-        if self.settings.hijack_reverse_proxy:
-            forwarded = request.headers.get("X-Forwarded-For", "")
-            last = forwarded.rsplit(",", 1)[-1].strip()
-            if last:
-                return last
-        return request.remote_addr or ""
+        settings = self.settings
+        proxies = settings.trusted_proxies if settings.hijack_reverse_proxy else 0
+        return client_address(
+            request.remote_addr, request.headers.getlist("X-Forwarded-For"), proxies
+        )
 
     def _new_session(self, request: BaseRequestWebsocket) -> ServerSideSession:
         address = self.client_address(request) if self.settings.hijack_protection else None
@@ -256,7 +303,7 @@ class ServerSideSessionInterface(SessionInterface):
             record = await self._call(store.load, self._key(sid), refresh)
         except SessionBackendError as error:
             return UnavailableSession(error)
-        if record is None:
+        if record is None or records.is_marker(record.payload):  # ended or moved
             return self._new_session(request)
         try:
             data, meta = self._decode(record.payload)
@@ -269,7 +316,7 @@ class ServerSideSessionInterface(SessionInterface):
             version=record.version,
             payload=record.payload,
             permanent=bool(meta.get("p", settings.permanent)),
-            client_address=meta.get("a"),
+            client_address=_text_or_none(meta.get("a")),
         )
         if settings.hijack_protection:
             return await self._check_pin(session, request)
@@ -285,21 +332,53 @@ class ServerSideSessionInterface(SessionInterface):
         legacy_key = self._key(legacy_sid)
         try:
             record = await self._call(self.store.load, legacy_key)
-            if record is None:
+            if record is None or records.is_marker(record.payload):
                 return session
             try:
                 data, meta = self._decode(record.payload)
             except ValueError as error:
                 logger.warning("Not migrating a corrupt Quart-Session 3.0 session (%s)", error)
                 return session
+            # 3.0 kept its pin among the data, as the address it saw (behind a
+            # proxy: the raw X-Forwarded-For value).
+            pin = data.pop(LEGACY_PIN_KEY, None)
+            if (
+                self.settings.hijack_protection
+                and pin is not None
+                and not self._legacy_pin_holds(str(pin), session.client_address)
+            ):
+                self._report_hijack(legacy_sid, str(pin), session.client_address)
+                await self._end(legacy_sid, record.version)
+                return session
             dict.update(session, data)
             session.permanent = bool(meta.get("p", self.settings.permanent))
-            await self._create(session)
+            session.version, session.loaded_payload = record.version, record.payload
+            if not await self._move(session, legacy_key):
+                return self._new_session(request)  # migrated or logged out meanwhile
+            # Every request with the old cookie migrates (or fails to) while
+            # opening, so none can act on the old record later: no marker needed.
             await self._call(self.store.delete, legacy_key)
+            _send(signals.session_created, self.app, sid=session.sid)
         except SessionBackendError as error:
             return UnavailableSession(error)
         session.modified = True  # the response must carry the new id
         return session
+
+    def _legacy_pin_holds(self, pin: str, address: str | None) -> bool:
+        """Whether the client at *address* is the one a 3.0 session was pinned to.
+
+        Only the entry our proxies appended counts: the entries before it in a
+        raw X-Forwarded-For value were written by the client.
+        """
+        if self.settings.hijack_reverse_proxy:
+            pin = forwarded_client([pin], self.settings.trusted_proxies) or ""
+        return address is not None and same_client(pin, address)
+
+    def _report_hijack(self, sid: str, expected: str, actual: str | None) -> None:
+        logger.warning("Session used from %s, pinned to %s: deleted", actual, expected)
+        _send(
+            signals.session_hijack_detected, self.app, sid=sid, expected=expected, actual=actual
+        )
 
     async def _check_pin(
         self, session: ServerSideSession, request: BaseRequestWebsocket
@@ -310,21 +389,12 @@ class ServerSideSessionInterface(SessionInterface):
             session.client_address = address
             session.modified = True
             return session
-        if session.client_address == address:
+        if same_client(session.client_address, address):
             return session
         assert session.sid is not None
-        logger.warning(
-            "Session used from %s, pinned to %s: deleted", address, session.client_address
-        )
-        _send(
-            signals.session_hijack_detected,
-            self.app,
-            sid=session.sid,
-            expected=session.client_address,
-            actual=address,
-        )
+        self._report_hijack(session.sid, session.client_address, address)
         try:
-            await self._call(self.store.delete, self._key(session.sid))
+            await self._end(session.sid, session.version)
         except SessionBackendError as error:
             return UnavailableSession(error)
         return self._new_session(request)
@@ -355,7 +425,7 @@ class ServerSideSessionInterface(SessionInterface):
             )
             try:
                 action = await self._store_changes(session, file_response)
-            except SessionBackendError as error:
+            except (SessionBackendError, SessionDataError, SessionConflictError) as error:
                 await self._answer_with_error(app, response, error)
                 return
         if session.accessed or action is not _Cookie.KEEP:
@@ -407,10 +477,9 @@ class ServerSideSessionInterface(SessionInterface):
             cached = self._cookie_attributes = (expires, f"{name}=", attributes)
         return cached[1] + self.ids.to_cookie(session.sid) + cached[2]
 
-    async def _answer_with_error(
-        self, app: Quart, response: Response, error: SessionBackendError
-    ) -> None:
-        """Turn *response* into the app's answer to *error* (503 by default).
+    async def _answer_with_error(self, app: Quart, response: Response, error: Exception) -> None:
+        """Turn *response* into the app's answer to *error* (503 for a store
+        failure, 400 for unstorable data, 409 for a lost conflict by default).
 
         Saving happens after the view, inside response processing where Quart
         would turn an exception into a 500, so the handler is called here and
@@ -430,8 +499,8 @@ class ServerSideSessionInterface(SessionInterface):
     async def _save_from_websocket(self, session: ServerSideSession) -> None:
         try:
             action = await self._store_changes(session, file_response=False, can_create=False)
-        except SessionBackendError:
-            logger.exception("Session changes made in a websocket were not saved")
+        except (SessionBackendError, SessionDataError, SessionConflictError) as error:
+            logger.error("Session changes made in a websocket were not saved: %s", error)
             return
         if action is _Cookie.SET and session.new and not self._websocket_warned:
             self._websocket_warned = True
@@ -458,7 +527,8 @@ class ServerSideSessionInterface(SessionInterface):
         """Write what the request changed; say what the cookie must do."""
         if session.cleared:
             if session.sid is not None:
-                await self._delete(session)
+                await self._end(session.sid, session.version)
+                _send(signals.session_deleted, self.app, sid=session.sid)
             if not session.snapshot():
                 return _Cookie.DELETE if not session.new else _Cookie.KEEP
             # Data set after clear() starts a new session under a new id.
@@ -476,72 +546,194 @@ class ServerSideSessionInterface(SessionInterface):
             return _Cookie.SET
         if session.modified or session.may_have_mutated:
             payload = self._encode(session)
-            if payload != session.loaded_payload and not await self._write(session, payload):
-                return _Cookie.DELETE
+            if payload != session.loaded_payload:
+                written = await self._write(session, payload)
+                if written is _Written.GONE:
+                    return _Cookie.DELETE
+                if written is _Written.MOVED:
+                    # Regenerated meanwhile: the browser holds the new id by now,
+                    # and this request's client never gets it from us.
+                    return _Cookie.KEEP
         if file_response:
             return _Cookie.KEEP
         if session.modified or (session.permanent and self.settings.refresh_each_request):
             return _Cookie.SET
         return _Cookie.KEEP
 
-    async def _delete(self, session: ServerSideSession) -> None:
-        assert session.sid is not None
-        await self._call(self.store.delete, self._key(session.sid))
-        _send(signals.session_deleted, self.app, sid=session.sid)
-
     async def _create(self, session: ServerSideSession) -> None:
         """Store *session* under a fresh id."""
-        store = self.store
         payload = self._encode(session)
+        sid, version = await self._create_record(payload)
+        session.sid, session.version, session.loaded_payload = sid, version, payload
+        _send(signals.session_created, self.app, sid=sid)
+
+    async def _create_record(self, payload: bytes) -> tuple[str, Version]:
+        """Store *payload* under a fresh id: (id, version)."""
+        store = self.store
         for _ in range(MAX_CREATE_ATTEMPTS):
             sid = self.ids.new()
             result = await self._call(
                 store.save, self._key(sid), payload, self.settings.lifetime, None
             )
             if not isinstance(result, Outcome):
-                session.sid, session.version, session.loaded_payload = sid, result, payload
-                _send(signals.session_created, self.app, sid=sid)
-                return
+                return sid, result
         raise SessionBackendError(
             store.name, store.address, "the store reports every new session id as taken"
         )
 
-    async def _write(self, session: ServerSideSession, payload: bytes) -> bool:
-        """Compare-and-set *payload*; on conflict merge this request's changes
-        into the newer record and retry. False if the record is gone."""
-        assert session.sid is not None
-        store, key = self.store, self._key(session.sid)
+    # -- ending and moving ----------------------------------------------------------
+    async def _current(self, sid: str) -> Record | None:
+        return await self._call(self.store.load, self._key(sid))
+
+    async def _end(self, sid: str, version: Version | None, hops: int = 0) -> None:
+        """End session *sid* for good: logout, hijack protection.
+
+        The record is first replaced by an *ended* marker with compare-and-set,
+        so that a ``regenerate()`` racing this cannot move the data away unseen:
+        if it already did, the marker it left names the new id, which is ended
+        too. Then the key is deleted. *version* is the one this request loaded
+        (None: unknown, read it first).
+        """
+        store, key = self.store, self._key(sid)
+        for _ in range(MAX_SAVE_ATTEMPTS):
+            if version is None:
+                current = await self._current(sid)
+                if current is None:
+                    return
+                version = current.version
+                if current.payload == records.ENDED:
+                    break
+            result = await self._call(
+                store.save, key, records.ENDED, self.settings.lifetime, version
+            )
+            if result is Outcome.GONE:
+                return
+            if not isinstance(result, Outcome):
+                break
+            current = await self._current(sid)  # written since we loaded: by whom?
+            if current is None:
+                return
+            target = records.moved_to(current.payload)
+            if target is not None and hops < MAX_MOVES:
+                await self._end(target, None, hops + 1)
+            if current.payload == records.ENDED:
+                break
+            version = current.version
+        await self._call(store.delete, key)
+
+    async def _move(self, session: ServerSideSession, from_key: str) -> bool:
+        """Store *session* under a fresh id and leave a *moved* marker at
+        *from_key* (compare-and-set against the version the session was loaded
+        with). False, with nothing left behind, if the record at *from_key* was
+        ended or moved meanwhile: logout wins."""
+        store, lifetime = self.store, self.settings.lifetime
+        payload = self._encode(session)
+        sid, version = await self._create_record(payload)
         expected = session.version
         changes: tuple[dict[str, Any], set[str]] | None = None
-        merged: dict[str, Any] | None = None
-        for attempt in range(1, MAX_SAVE_ATTEMPTS + 1):
-            result = await self._call(store.save, key, payload, self.settings.lifetime, expected)
-            if result is Outcome.GONE:
+        for _ in range(MAX_SAVE_ATTEMPTS):
+            assert expected is not None
+            result = await self._call(store.save, from_key, records.moved(sid), lifetime, expected)
+            if not isinstance(result, Outcome):
+                session.sid, session.version, session.loaded_payload = sid, version, payload
+                return True
+            current = None
+            if result is Outcome.CONFLICT:
+                current = await self._call(store.load, from_key)
+            if current is None or records.is_marker(current.payload):
+                await self._call(store.delete, self._key(sid))
                 return False
+            # Another request saved the old record meanwhile: carry its changes over.
+            if changes is None:
+                changes = self._changes(session)
+            merged = self._merge(changes, current.payload)
+            payload = self._encode_data(merged, session)
+            rewritten = await self._call(store.save, self._key(sid), payload, lifetime, version)
+            if isinstance(rewritten, Outcome):  # nobody else knows the new id yet
+                raise SessionBackendError(
+                    store.name, store.address, "a session under a fresh id changed unexpectedly"
+                )
+            version, expected = rewritten, current.version
+            dict.clear(session)
+            dict.update(session, merged)
+        await self._call(store.delete, self._key(sid))
+        raise SessionConflictError(
+            f"gave up regenerating after {MAX_SAVE_ATTEMPTS} conflicting concurrent writes"
+        )
+
+    # -- compare-and-set ------------------------------------------------------------
+    async def _write(self, session: ServerSideSession, payload: bytes) -> _Written:
+        """Compare-and-set *payload*; on conflict merge this request's changes
+        into the newer record and retry.
+
+        Concurrent saves of one session in this process wait for each other
+        instead of colliding in the store; across processes, retries back off
+        exponentially within ``SESSION_BACKEND_TIMEOUT``.
+        """
+        assert session.sid is not None
+        async with self._save_locks.hold(session.sid) as slot:
+            written = await self._write_locked(session, payload, slot.latest)
+            slot.latest = None
+            if written is _Written.SAVED:
+                assert session.loaded_payload is not None
+                assert session.version is not None
+                slot.latest = Record(session.loaded_payload, session.version)
+            return written
+
+    async def _write_locked(
+        self, session: ServerSideSession, payload: bytes, latest: Record | None
+    ) -> _Written:
+        """_write's work; *latest* is what this process last stored for the
+        session, if a save of it just finished."""
+        assert session.sid is not None
+        store, lifetime = self.store, self.settings.lifetime
+        sid, expected = session.sid, session.version
+        # Saved by this process since this request loaded it: merge onto that
+        # now rather than lose a compare-and-set against it first.
+        current = latest if latest is not None and latest.version != expected else None
+        changes: tuple[dict[str, Any], set[str]] | None = None
+        merged: dict[str, Any] | None = None
+        give_up_at = time.monotonic() + self.settings.backend_timeout
+        moves = 0
+        for attempt in range(1, MAX_SAVE_ATTEMPTS + 1):
+            if current is not None:
+                if changes is None:
+                    changes = self._changes(session)
+                merged = self._merge(changes, current.payload)
+                payload = self._encode_data(merged, session)
+                expected = current.version
+                _send(signals.session_conflict_merged, self.app, sid=sid, attempt=attempt)
+            result = await self._call(store.save, self._key(sid), payload, lifetime, expected)
+            if result is Outcome.GONE:
+                return _Written.GONE
             if not isinstance(result, Outcome):
                 if merged is not None:
                     # Later saves (save_now in a websocket) diff against this.
                     dict.clear(session)
                     dict.update(session, merged)
-                session.version, session.loaded_payload = result, payload
-                _send(signals.session_saved, self.app, sid=session.sid)
-                return True
-            current = await self._call(store.load, key)
-            if current is None:
-                return False
-            if changes is None:
-                changes = self._changes(session)
-            merged = self._merge(changes, current.payload)
-            payload = self._encode_data(merged, session)
-            expected = current.version
-            _send(signals.session_conflict_merged, self.app, sid=session.sid, attempt=attempt)
-            if attempt > 2:
-                # Many writers at once: spread them out instead of colliding again.
-                await anyio.sleep(random.uniform(0, 0.001 * attempt))
-        raise SessionBackendError(
-            store.name,
-            store.address,
-            f"gave up saving after {MAX_SAVE_ATTEMPTS} conflicting concurrent writes",
+                moved = sid != session.sid
+                session.sid, session.version, session.loaded_payload = sid, result, payload
+                _send(signals.session_saved, self.app, sid=sid)
+                return _Written.MOVED if moved else _Written.SAVED
+            current = await self._current(sid)
+            target = None if current is None else records.moved_to(current.payload)
+            if target is not None and moves < MAX_MOVES:
+                # regenerate() moved the session while this request ran: the
+                # change still belongs to it, under its new id.
+                moves += 1
+                sid, current = target, await self._current(target)
+            if current is None or records.is_marker(current.payload):
+                return _Written.GONE
+            if attempt > 1:
+                # Other processes write this session too: back off exponentially
+                # (full jitter), but never past the time a store call may take.
+                pause = random.uniform(0, min(MAX_BACKOFF, BASE_BACKOFF * 2 ** (attempt - 2)))
+                if time.monotonic() + pause > give_up_at:
+                    break
+                await anyio.sleep(pause)
+        raise SessionConflictError(
+            f"session changes not saved: {attempt} compare-and-set attempts within "
+            f"{self.settings.backend_timeout:g}s all lost to concurrent writes of the same session"
         )
 
     def _changes(self, session: ServerSideSession) -> tuple[dict[str, Any], set[str]]:
@@ -572,15 +764,21 @@ class ServerSideSessionInterface(SessionInterface):
     async def regenerate(self, session: SessionMixin) -> None:
         """Move *session* to a new id, keeping its data: call it at login.
 
-        The old record is deleted, so a stolen or planted id stops working.
+        The old id stops working at once, so a stolen or planted id is useless.
+        If another request ended the session meanwhile (logout), it stays ended:
+        the session continues empty, and data set afterwards starts a new one.
         ``quart.session`` itself may be passed.
         """
         session = _unwrap(session, "regenerate")
         old_sid = session.sid
         if old_sid is None:
             return  # a new session gets a fresh id when first saved anyway
-        session.sid = None
-        await self._create(session)
-        await self._call(self.store.delete, self._key(old_sid))
+        if not await self._move(session, self._key(old_sid)):
+            logger.info("regenerate(): the session was ended meanwhile; starting a fresh one")
+            dict.clear(session)
+            session.sid = session.version = session.loaded_payload = None
+            session.new = True
+            return
         session.modified = True
+        _send(signals.session_created, self.app, sid=session.sid)
         _send(signals.session_regenerated, self.app, old_sid=old_sid, sid=session.sid)

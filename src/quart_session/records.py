@@ -18,10 +18,11 @@ ever writes first.
 
 from __future__ import annotations
 
-_PREFIX = b"\x00quart-session:"
-_MOVED = _PREFIX + b"moved:"
+#: How every marker payload starts.
+PREFIX = b"\x00quart-session:"
+_MOVED = PREFIX + b"moved:"
 #: The payload of a session that was logged out (or deleted for hijacking).
-ENDED = _PREFIX + b"ended"
+ENDED = PREFIX + b"ended"
 
 
 def moved(sid: str) -> bytes:
@@ -31,7 +32,7 @@ def moved(sid: str) -> bytes:
 
 def is_marker(payload: bytes) -> bool:
     """Whether *payload* is a marker rather than a session."""
-    return payload[:1] == b"\x00" and payload.startswith(_PREFIX)
+    return payload[:1] == b"\x00" and payload.startswith(PREFIX)
 
 
 def moved_to(payload: bytes) -> str | None:

@@ -1,0 +1,153 @@
+"""Many writers on one session: they take turns instead of amplifying store
+work, and a save that cannot win answers with its own error, not a 503."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from quart import Quart
+
+from quart_session import SessionConflictError, session_store_error
+from quart_session.interface import ServerSideSessionInterface
+from quart_session.stores.base import Record, SaveResult, Store, Version
+
+from .behaviour import Browser, build_app
+from .concurrency import concurrency_app, serving, session_cookie
+from .redis_servers import (  # noqa: F401 - fixtures
+    CommandCounter,
+    Standalone,
+    redis_standalone_fixture,
+)
+
+pytestmark = pytest.mark.anyio
+WRITERS = 200
+
+
+class AnotherWriter(Store):
+    """The real store, with another writer that rewrites a record just before
+    each of our compare-and-sets on it: every one of them loses, as when many
+    processes write one session at once."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.saves = 0
+
+    async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
+        return await self.inner.load(key, refresh_ttl)
+
+    async def save(
+        self, key: str, payload: bytes, ttl: int, expected: Version | None
+    ) -> SaveResult:
+        self.saves += 1
+        current = await self.inner.load(key)
+        if expected is not None and current is not None:
+            await self.inner.save(key, current.payload, ttl, current.version)
+        return await self.inner.save(key, payload, ttl, expected)
+
+    async def delete(self, key: str) -> None:
+        await self.inner.delete(key)
+
+    async def touch(self, key: str, ttl: int) -> bool:
+        return await self.inner.touch(key, ttl)
+
+
+async def test_a_save_that_never_wins_answers_409_and_is_no_store_failure(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    static = tmp_path / "static"
+    static.mkdir()
+    app = build_app(
+        {
+            "SESSION_TYPE": "filesystem",
+            "SESSION_FILE_DIR": str(tmp_path / "sessions"),
+            "SESSION_BACKEND_TIMEOUT": 0.5,
+        },
+        static,
+    )
+    store_errors: list[Any] = []
+    session_store_error.connect(lambda sender, error: store_errors.append(error), app, weak=False)
+    browser = Browser(app)
+    await browser.text("/set/user/alice")
+    interface = app.session_interface
+    assert isinstance(interface, ServerSideSessionInterface)
+    contended = interface._store = AnotherWriter(interface.store)
+    with caplog.at_level(logging.WARNING, logger="quart_session"):
+        response = await browser.get("/set/theme/dark")
+    assert response.status_code == 409
+    assert response.headers["Retry-After"]
+    assert store_errors == []
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "lost to concurrent writes" in caplog.text
+    # Backed off within the timeout instead of hammering the store 64 times.
+    assert 3 <= contended.saves < 64
+
+
+async def test_apps_may_answer_a_lost_conflict_their_own_way(tmp_path: Path) -> None:
+    static = tmp_path / "static"
+    static.mkdir()
+    app = build_app(
+        {
+            "SESSION_TYPE": "filesystem",
+            "SESSION_FILE_DIR": str(tmp_path / "sessions"),
+            "SESSION_BACKEND_TIMEOUT": 0.2,
+        },
+        static,
+    )
+
+    @app.errorhandler(SessionConflictError)
+    async def busy(error: SessionConflictError) -> tuple[str, int]:
+        return "busy", 429
+
+    browser = Browser(app)
+    await browser.text("/set/user/alice")
+    interface = app.session_interface
+    assert isinstance(interface, ServerSideSessionInterface)
+    interface._store = AnotherWriter(interface.store)
+    response = await browser.get("/set/theme/dark")
+    assert response.status_code == 429
+
+
+@pytest.mark.servers
+async def test_two_hundred_writers_on_one_session_cost_two_store_commands_each(
+    redis_standalone: Standalone,
+) -> None:
+    app: Quart = concurrency_app({"SESSION_TYPE": "redis", "SESSION_URI": redis_standalone.url})
+    counter = CommandCounter([redis_standalone.port])
+    try:
+        async with (
+            serving(app) as url,
+            httpx.AsyncClient(
+                base_url=url, limits=httpx.Limits(max_connections=WRITERS + 5), timeout=60
+            ) as client,
+        ):
+            sid = session_cookie(await client.get("/set/seed/planted"), "session")
+            assert sid
+            cookies = {"Cookie": f"session={sid}"}
+            statuses: list[int] = []
+
+            async def write(n: int) -> None:
+                statuses.append((await client.get(f"/set/k{n}/v{n}", headers=cookies)).status_code)
+
+            counter.start()
+            async with anyio.create_task_group() as group:
+                for n in range(WRITERS):
+                    group.start_soon(write, n)
+            commands = counter.delta()
+            stored = json.loads((await client.get("/keys", headers=cookies)).text)
+    finally:
+        counter.close()
+    assert statuses == [200] * WRITERS
+    assert stored == {"seed": "planted", **{f"k{n}": f"v{n}" for n in range(WRITERS)}}
+    # Round trips: the read at open, the compare-and-set script at save (the
+    # commands the script runs inside Redis are counted apart from it).
+    round_trips = commands["getex"] + commands["evalsha"] + commands["eval"]
+    print(f"\n{WRITERS} writers on one session: {round_trips / WRITERS:.2f} round trips each")
+    assert commands["getex"] == WRITERS, commands
+    assert commands["evalsha"] + commands["eval"] <= WRITERS + 2, commands  # +1 script load
