@@ -11,7 +11,13 @@ import pytest
 
 from .behaviour import ReadRaw, SessionBehaviour
 from .concurrency import OutageBehaviour
-from .dynamodb_servers import REGION, DynamoDBServer, dynamodb_server_fixture  # noqa: F401
+from .dynamodb_servers import (
+    CREDENTIALS,
+    REGION,
+    DynamoDBServer,
+    dynamodb_server_fixture,  # noqa: F401
+)
+from .race import RegenerateRaceBehaviour
 from .servers import Frozen
 
 pytestmark = pytest.mark.servers
@@ -56,3 +62,26 @@ class TestDynamoDBConcurrency(OutageBehaviour):
     @pytest.fixture
     def store_control(self, dynamodb_server: DynamoDBServer) -> Frozen:
         return Frozen(dynamodb_server.process.pid)
+
+
+class TestDynamoDBRegenerateRace(RegenerateRaceBehaviour):
+    @pytest.fixture(scope="class")
+    @classmethod
+    def table(cls) -> str:
+        return f"sessions-{uuid.uuid4().hex}"
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def worker_config(cls, dynamodb_server: DynamoDBServer, table: str) -> dict[str, Any]:
+        return {
+            "SESSION_TYPE": "dynamodb",
+            "SESSION_DYNAMODB_TABLE": table,
+            "SESSION_DYNAMODB_ENDPOINT_URL": dynamodb_server.endpoint_url,
+            "SESSION_DYNAMODB_REGION": REGION,
+        }
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def worker_env(cls) -> dict[str, str]:
+        # moto accepts any credentials, but botocore will not sign without some.
+        return {**CREDENTIALS, "AWS_DEFAULT_REGION": REGION}

@@ -13,6 +13,7 @@ from quart_session.stores.memcached import memcached_key
 from .behaviour import ReadRaw, SessionBehaviour
 from .concurrency import OutageBehaviour
 from .memcached_servers import MemcachedServer, memcached_server_fixture  # noqa: F401
+from .race import RegenerateRaceBehaviour
 
 pytestmark = pytest.mark.servers
 
@@ -54,3 +55,14 @@ class TestMemcachedConcurrency(RawClient, OutageBehaviour):
     @pytest.fixture
     def store_control(self, memcached_server: MemcachedServer) -> MemcachedServer:
         return memcached_server
+
+
+class TestMemcachedRegenerateRace(RawClient, RegenerateRaceBehaviour):
+    @pytest.fixture(scope="class")
+    @classmethod
+    def worker_config(cls, memcached_server: MemcachedServer) -> dict[str, Any]:
+        return {
+            "SESSION_TYPE": "memcached",
+            "SESSION_MEMCACHED_HOST": memcached_server.host,
+            "SESSION_MEMCACHED_PORT": memcached_server.port,
+        }

@@ -12,6 +12,7 @@ from pymongo import AsyncMongoClient
 from .behaviour import ReadRaw, SessionBehaviour
 from .concurrency import OutageBehaviour
 from .mongo_servers import MongoServer, mongo_server_fixture  # noqa: F401
+from .race import RegenerateRaceBehaviour
 from .servers import Frozen
 
 pytestmark = pytest.mark.servers
@@ -60,3 +61,19 @@ class TestMongoDBConcurrency(OutageBehaviour):
     @pytest.fixture
     def store_control(self, mongo_server: MongoServer) -> Frozen:
         return Frozen(mongo_server.process.pid)
+
+
+class TestMongoDBRegenerateRace(RegenerateRaceBehaviour):
+    @pytest.fixture(scope="class")
+    @classmethod
+    def collection(cls) -> str:
+        return f"sessions_{uuid.uuid4().hex}"
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def worker_config(cls, mongo_server: MongoServer, collection: str) -> dict[str, Any]:
+        return {
+            "SESSION_TYPE": "mongodb",
+            "SESSION_MONGODB_URI": mongo_server.uri,
+            "SESSION_MONGODB_COLLECTION": collection,
+        }

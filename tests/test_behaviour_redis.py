@@ -25,6 +25,7 @@ from quart_session.stores.redis import decode
 
 from .behaviour import Browser, ReadRaw, SessionBehaviour
 from .concurrency import ConcurrencyBehaviour, OutageBehaviour
+from .race import InProcessRegenerateRace, RegenerateRaceBehaviour
 from .redis_servers import (  # noqa: F401 - fixtures
     Cluster,
     ClusterClient,
@@ -180,3 +181,16 @@ class TestGlideBehaviourOnTrio(ClosesApps, SessionBehaviour):
             return payload(await client.get(key))
 
         return read
+
+
+class TestRedisRegenerateRace(StandaloneFixtures, RegenerateRaceBehaviour):
+    @pytest.fixture(scope="class")
+    @classmethod
+    def worker_config(cls, redis_standalone: Standalone) -> dict[str, Any]:
+        return {"SESSION_TYPE": "redis", "SESSION_URI": redis_standalone.url}
+
+
+class TestRedisClusterRegenerateRace(ClusterFixtures, InProcessRegenerateRace):
+    """In one in-process worker: a cluster needs a RedisCluster client in
+    SESSION_REDIS, and SESSION_URI makes a plain client, which a cluster node
+    answers with MOVED for the keys of the other nodes' slots."""

@@ -16,6 +16,7 @@ from quart_session.stores.sqlalchemy import row_id, session_table, utcnow
 from .behaviour import ReadRaw, SessionBehaviour
 from .concurrency import ConcurrencyBehaviour, OutageBehaviour
 from .postgres_servers import PostgresServer, postgres_server_fixture  # noqa: F401
+from .race import RegenerateRaceBehaviour
 
 pytestmark = pytest.mark.servers
 
@@ -108,3 +109,33 @@ class TestPostgresConcurrency(PostgresEngine, SQLFixtures, OutageBehaviour):
     @pytest.fixture
     def store_control(self, postgres_server: PostgresServer) -> PostgresServer:
         return postgres_server
+
+
+class RaceTable:
+    """One table for the class: its server, started once, serves every test."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def table(cls) -> str:
+        return f"sessions_{secrets.token_hex(4)}"
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def worker_config(cls, url: str, table: str) -> dict[str, Any]:
+        return url_config(url, table)
+
+
+class TestSQLiteRegenerateRace(RaceTable, SQLiteEngine, SQLFixtures, RegenerateRaceBehaviour):
+    """Two worker processes on one SQLite file."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def url(cls, tmp_path_factory: pytest.TempPathFactory) -> str:
+        return f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('race') / 'sessions.db'}"
+
+
+class TestPostgresRegenerateRace(RaceTable, PostgresEngine, SQLFixtures, RegenerateRaceBehaviour):
+    @pytest.fixture(scope="class")
+    @classmethod
+    def url(cls, postgres_server: PostgresServer) -> str:
+        return postgres_server.url
