@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import urlsplit
 
 import sniffio
-from redis.asyncio import Redis, RedisCluster
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.exceptions import NoScriptError
 
@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from ..config import Settings
 
 DEFAULT_URI = "redis://127.0.0.1:6379"
+#: Connections our own client opens at most (redis-py's default); an application
+#: needing more passes its own client in SESSION_REDIS.
+POOL_SIZE = 100
 SCHEMES = ("redis", "rediss", "unix")
 
 MARKER = b"qs4:"
@@ -288,5 +291,15 @@ def from_settings(settings: Settings) -> RedisStore:
         from .glide import driver_from_url
 
         return RedisStore(driver_from_url(uri, settings.backend_timeout, public_url(uri)))
-    made = Redis.from_url(uri, socket_connect_timeout=settings.backend_timeout)
+    # A blocking pool: past its connections a command waits for a free one
+    # (within the backend timeout) instead of failing at once, which under a
+    # burst of requests turned a healthy store into 503s.
+    pool = BlockingConnectionPool.from_url(
+        uri,
+        max_connections=POOL_SIZE,
+        timeout=settings.backend_timeout,
+        socket_connect_timeout=settings.backend_timeout,
+    )
+    made = Redis(connection_pool=pool)
+    made.auto_close_connection_pool = True  # ours: closing the client closes it
     return RedisStore(RedisPyDriver(made, owned=True, address=public_url(uri)))
