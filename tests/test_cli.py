@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+import unicodedata
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from http.cookies import SimpleCookie
@@ -297,3 +298,58 @@ def test_ids_starting_with_a_dash_are_ids_not_options(app: Quart) -> None:
     store = plant()
     assert quart_session(app, "delete", sid).exit_code == 0
     assert run(app, lambda: store.load(interface._key(sid))) is None
+
+
+# What a user can put in a session to attack the admin's terminal: clear the
+# screen (ESC), a C1 control sequence introducer, bidi override and isolate.
+HOSTILE = ("\x1b[2J", "\x9b", "\u202e", "\u2066")
+ESCAPED = ("\\u001b[2J", "\\u009b", "\\u202e", "\\u2066")
+
+
+def terminal_output(app: Quart, *args: str) -> Result:
+    """Run a command as for a terminal: click keeps ANSI sequences in."""
+    result: Result = app.test_cli_runner().invoke(args=["session", *args], color=True)
+    return result
+
+
+def assert_safe_for_a_terminal(output: str) -> None:
+    unprintable = {
+        char
+        for char in output
+        if char != "\n" and unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp", "Co", "Cn")
+    }
+    assert unprintable == set(), output
+    for escaped in ESCAPED:
+        assert escaped in output, output
+
+
+def test_show_escapes_characters_that_could_rewrite_the_terminal(tmp_path: Path) -> None:
+    app = make_app(tmp_path, "filesystem")
+    data = {f"key{char}": f"value{char}end" for char in HOSTILE}
+    data["name"] = "José 日本"
+    result = terminal_output(app, "show", create_session(app, **data))
+    assert result.exit_code == 0, result.output
+    assert_safe_for_a_terminal(result.output)
+    assert "José 日本" in result.output  # ordinary text stays readable
+    assert json.loads(result.output) == data  # and the output is still the data's JSON
+
+
+def test_messages_and_errors_are_escaped_too(tmp_path: Path) -> None:
+    app = make_app(tmp_path / f"sessions{''.join(HOSTILE)}", "filesystem")
+    cookie = create_session(app, user="alice")
+    for args, exit_code in (
+        (["count"], 0),
+        (["show", "A" * 43], 1),  # "no live session ... in the filesystem store at ..."
+        (["delete", cookie], 0),
+    ):
+        result = terminal_output(app, *args)
+        assert result.exit_code == exit_code, result.output
+        assert_safe_for_a_terminal(result.output)
+
+
+def test_store_errors_are_escaped(tmp_path: Path) -> None:
+    app = make_app(tmp_path, "memcached", SESSION_MEMCACHED_HOST=f"host{''.join(HOSTILE)}")
+    result = terminal_output(app, "count")
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: session store 'memcached' at host"), result.output
+    assert_safe_for_a_terminal(result.output)

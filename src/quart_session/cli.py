@@ -9,6 +9,7 @@ app puts in ``app.config`` from a ``before_serving`` hook is the one used.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Awaitable, Callable
 
 import anyio
@@ -22,6 +23,31 @@ from .stores.base import Store
 session_cli = AppGroup("session", help="Inspect and clean up server-side sessions.")
 
 Operation = Callable[[ServerSideSessionInterface], Awaitable[str]]
+
+#: Characters a terminal must never receive raw from stored data: control
+#: characters (C0, DEL, C1: escape sequences that can rewrite the screen), format
+#: characters (bidi overrides and isolates, which reorder what is shown), line and
+#: paragraph separators, surrogates, private use and unassigned code points.
+UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
+
+
+def _escape(char: str) -> str:
+    """*char* as a JSON escape (a surrogate pair beyond the BMP), so that JSON
+    output stays JSON that decodes to the same data."""
+    code = ord(char)
+    if code > 0xFFFF:
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
+
+
+def for_terminal(text: str) -> str:
+    """*text* with every unprintable character escaped (``\\u202e``); ordinary
+    text in any script (é, 日本) stays readable."""
+    return "".join(
+        _escape(char) if unicodedata.category(char) in UNPRINTABLE_CATEGORIES else char
+        for char in text
+    )
 
 
 def _run(operation: Operation) -> None:
@@ -44,11 +70,18 @@ def _run(operation: Operation) -> None:
                     await app.ensure_async(teardown)()
 
     on_trio = any(cls.__module__.startswith("quart_trio") for cls in type(app).__mro__)
+    # Results and errors can hold stored data, ids and driver messages: none
+    # reaches the terminal unescaped.
     try:
         message = anyio.run(serving, backend="trio" if on_trio else "asyncio")
     except SessionBackendError as error:
-        raise click.ClickException(str(error)) from error
-    click.echo(message)
+        raise click.ClickException(for_terminal(str(error))) from error
+    except click.ClickException as error:
+        error.message = for_terminal(error.message)
+        raise
+    # Line by line: the only line breaks in a result are its own (JSON escapes
+    # those inside strings).
+    click.echo("\n".join(map(for_terminal, message.split("\n"))))
 
 
 def _sessions(number: int) -> str:
