@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from markupsafe import Markup
-from quart import Quart, session
+from quart import Quart, request, session
 
 from quart_session import Session
 
@@ -196,3 +196,58 @@ async def test_an_object_with_dumps_and_loads_is_a_serializer(tmp_path: Path) ->
     assert await browser.text("/get") == "[1, 2]"
     (content,) = stored_files(tmp_path)
     assert content.endswith(b"{")  # reversed JSON: the opening brace comes last
+
+
+#: A JSON request body whose text holds a lone surrogate and a 90-bit integer:
+#: both legal JSON, both kept in the session as they came.
+EDGY_BODY = b'{"name": "Ada \\ud800", "\\udfff": [123456789012345678901234567, -1]}'
+
+
+def echo_app(tmp_path: Path, **config: Any) -> Quart:
+    app = Quart(__name__)
+    app.config.update(
+        SECRET_KEY="s", SESSION_TYPE="filesystem", SESSION_FILE_DIR=str(tmp_path), **config
+    )
+
+    @app.post("/remember")
+    async def remember() -> str:
+        session["form"] = await request.get_json()
+        return "ok"
+
+    @app.post("/remember-set")
+    async def remember_set() -> str:
+        session["form"] = {"s3cr3t-value"}
+        return "ok"
+
+    @app.get("/recall")
+    async def recall() -> str:
+        return repr(session.get("form"))
+
+    Session(app)
+    return app
+
+
+@pytest.mark.parametrize("name", ["json", "msgpack", "pickle"])
+async def test_json_request_input_round_trips_exactly(tmp_path: Path, name: str) -> None:
+    client = echo_app(tmp_path, SESSION_SERIALIZER=name).test_client()
+    headers = {"Content-Type": "application/json"}
+    assert (await client.post("/remember", data=EDGY_BODY, headers=headers)).status_code == 200
+    response = await client.get("/recall")
+    assert await response.get_data(as_text=True) == repr(json.loads(EDGY_BODY))
+
+
+@pytest.mark.parametrize("name", ["json", "msgpack"])
+async def test_a_value_that_cannot_be_stored_answers_400_naming_the_key(
+    tmp_path: Path, name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = echo_app(tmp_path, SESSION_SERIALIZER=name).test_client()
+    headers = {"Content-Type": "application/json"}
+    await client.post("/remember", data=b'{"kept": 1}', headers=headers)
+    (before,) = stored_files(tmp_path)
+    with caplog.at_level(logging.WARNING, "quart_session"):
+        response = await client.post("/remember-set")
+    assert response.status_code == 400
+    assert "session key 'form' cannot be stored: it holds a value of type set" in caplog.text
+    assert "s3cr3t" not in caplog.text
+    assert stored_files(tmp_path) == [before]
+    assert await (await client.get("/recall")).get_data(as_text=True) == "{'kept': 1}"
