@@ -70,3 +70,27 @@ run_checks() {
     "$dir/bin/mypy"
     "$dir/bin/python" -m pytest "$@"
 }
+
+# The suites that exercise quart_session's use of Quart and need no browser;
+# the stores' own suites do not depend on the Quart version.
+QUART_COMPAT_TESTS=(
+    tests/test_behaviour_local.py
+    tests/test_concurrency_local.py
+    tests/test_config.py
+    tests/test_signals.py
+    tests/test_legacy_ids.py
+    tests/test_websocket_cancel.py
+    tests/test_quart_compat.py
+    tests/test_cookie_prefix.py
+    tests/test_cli.py
+    tests/test_serializers.py
+)
+
+# run_quart_compat_checks DIR [pytest args]: those suites with DIR's Python and
+# Quart (no ruff or mypy: the code is checked once, against the newest Quart).
+run_quart_compat_checks() {
+    local dir=$1
+    shift
+    echo "== $("$dir/bin/python" --version), Quart $("$dir/bin/python" -c 'import importlib.metadata as m; print(m.version("quart"))'): the Quart-facing suites"
+    "$dir/bin/python" -m pytest "${QUART_COMPAT_TESTS[@]}" "$@"
+}
