@@ -162,7 +162,14 @@ class ServerSideSessionInterface(SessionInterface):
     async def start(self) -> None:
         """Build the store and prove it is reachable (run once the app serves)."""
         store = self.store
-        await self._call(store.ping)
+        try:
+            await self._call(store.ping)
+        except SessionBackendError as error:
+            # A store that refuses its configuration (a filesystem folder others
+            # can write to) is a configuration error, not an outage.
+            if isinstance(error.__cause__, SessionConfigError):
+                raise error.__cause__ from None
+            raise
 
     async def close(self) -> None:
         if self._store is not None:
