@@ -16,7 +16,7 @@ import anyio
 import click
 from quart.cli import AppGroup, ScriptInfo
 
-from .errors import SessionBackendError
+from .errors import SessionBackendError, SessionConfigError
 from .interface import ServerSideSessionInterface
 from .stores.base import Store
 
@@ -74,7 +74,7 @@ def _run(operation: Operation) -> None:
     # reaches the terminal unescaped.
     try:
         message = anyio.run(serving, backend="trio" if on_trio else "asyncio")
-    except SessionBackendError as error:
+    except (SessionBackendError, SessionConfigError) as error:
         raise click.ClickException(for_terminal(str(error))) from error
     except click.ClickException as error:
         error.message = for_terminal(error.message)
