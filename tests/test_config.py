@@ -51,6 +51,25 @@ def make_app(tmp_path: Path, **config: Any) -> Quart:
         ),
         ({"SESSION_HIJACK_TRUSTED_PROXIES": 0}, "SESSION_HIJACK_TRUSTED_PROXIES must be at least"),
         ({"SESSION_HIJACK_TRUSTED_PROXIES": "1"}, "SESSION_HIJACK_TRUSTED_PROXIES must be int"),
+        # Browsers drop such cookies: every request would start a new session.
+        ({"SESSION_COOKIE_NAME": "__Host-session"}, "needs SESSION_COOKIE_SECURE = True"),
+        (
+            {
+                "SESSION_COOKIE_NAME": "__Host-session",
+                "SESSION_COOKIE_SECURE": True,
+                "SESSION_COOKIE_DOMAIN": "example.test",
+            },
+            "needs no SESSION_COOKIE_DOMAIN",
+        ),
+        (
+            {
+                "SESSION_COOKIE_NAME": "__Host-session",
+                "SESSION_COOKIE_SECURE": True,
+                "APPLICATION_ROOT": "/app",
+            },
+            'SESSION_COOKIE_PATH = "/"',
+        ),
+        ({"SESSION_COOKIE_NAME": "__Secure-session"}, "browsers drop __Secure- cookies"),
     ],
 )
 def test_bad_configuration_fails_at_init_with_a_clear_message(

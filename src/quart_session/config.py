@@ -129,6 +129,25 @@ def _secret_key_fallbacks(app: Quart) -> tuple[str | bytes, ...]:
     return tuple(fallbacks)
 
 
+def _check_cookie_prefix(name: str, secure: bool, domain: str | None, path: str) -> None:
+    """Browsers silently drop a ``__Host-``/``__Secure-`` cookie whose attributes
+    break the prefix's rules: every request would start a new session."""
+    problems = []
+    if name.startswith(("__Host-", "__Secure-")) and not secure:
+        problems.append("SESSION_COOKIE_SECURE = True")
+    if name.startswith("__Host-"):
+        if domain:
+            problems.append("no SESSION_COOKIE_DOMAIN")
+        if path != "/":
+            problems.append('SESSION_COOKIE_PATH = "/" (it falls back to APPLICATION_ROOT)')
+    if problems:
+        prefix = name.split("-", 1)[0] + "-"
+        raise SessionConfigError(
+            f"a cookie named {name!r} needs " + " and ".join(problems)
+            + f": browsers drop {prefix} cookies without it"
+        )
+
+
 def _check(values: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
     value = values[key]
     # bool is an int subclass: True is never a valid length or timeout.
@@ -222,6 +241,12 @@ class Settings:
         elif not isinstance(file_dir, str | os.PathLike):
             raise SessionConfigError(f"SESSION_FILE_DIR must be a path, not {file_dir!r}")
         interface = app.session_interface
+        _check_cookie_prefix(
+            interface.get_cookie_name(app),
+            interface.get_cookie_secure(app),
+            interface.get_cookie_domain(app),
+            interface.get_cookie_path(app),
+        )
         samesite = app.config["SESSION_COOKIE_SAMESITE"]
         if samesite is not None and str(samesite).lower() not in ("lax", "strict", "none"):
             raise SessionConfigError(
