@@ -239,7 +239,7 @@ class InProcessRegenerateRace(RegenerateRaceBehaviour):
     describe (a class provides ``store_config``). The order of each race is
     set by sleeps, so it is the same race, without a second process."""
 
-    @pytest.fixture  # type: ignore[override]
+    @pytest.fixture
     async def race_target(self, store_config: dict[str, Any]) -> AsyncIterator[RaceTarget]:
         app = race_app(store_config)
         port = free_port()
@@ -250,7 +250,7 @@ class InProcessRegenerateRace(RegenerateRaceBehaviour):
         target.app = app
         stopped = anyio.Event()
         async with anyio.create_task_group() as group:
-            group.start_soon(partial(serve, app, config, shutdown_trigger=stopped.wait))  # type: ignore[arg-type]
+            group.start_soon(partial(serve, app, config, shutdown_trigger=stopped.wait))
             with anyio.fail_after(START_TIMEOUT):
                 while not port_open(port):  # noqa: ASYNC110 - polling another task's socket
                     await anyio.sleep(0.02)
