@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+# The shared suites live in plain modules: rewrite their asserts too, so that a
+# failure there shows the values compared, not a bare AssertionError.
+pytest.register_assert_rewrite(
+    "tests.behaviour", "tests.concurrency", "tests.contract", "tests.race"
+)
+
 
 @pytest.fixture
 def anyio_backend() -> str:

@@ -56,6 +56,24 @@ class StoreContract:
         assert await store.save(KEY, b"two", 60, version) is Outcome.GONE  # type: ignore[arg-type]
         assert await store.load(KEY) is None
 
+    async def test_take_returns_the_record_and_removes_it_for_good(self, store: Store) -> None:
+        if not store.can_take:
+            with pytest.raises(NotImplementedError):
+                await store.take(KEY)
+            return
+        version = await create(store)
+        assert await store.take(KEY) == Record(b"one", version)  # type: ignore[arg-type]
+        assert await store.load(KEY) is None
+        assert await store.take(KEY) is None
+        assert await store.save(KEY, b"two", 60, version) is Outcome.GONE  # type: ignore[arg-type]
+
+    async def test_take_ignores_an_expired_record(self, store: Store) -> None:
+        if not store.can_take:
+            pytest.skip(f"the {store.name} store cannot take records")
+        await create(store, ttl=1)
+        await anyio.sleep(1.6)
+        assert await store.take(KEY) is None
+
     async def test_delete_of_missing_key_is_fine(self, store: Store) -> None:
         await store.delete(KEY)
         assert await store.load(KEY) is None

@@ -595,13 +595,22 @@ class ServerSideSessionInterface(SessionInterface):
     async def _end(self, sid: str, version: Version | None, hops: int = 0) -> None:
         """End session *sid* for good: logout, hijack protection.
 
-        The record is first replaced by an *ended* marker with compare-and-set,
-        so that a ``regenerate()`` racing this cannot move the data away unseen:
-        if it already did, the marker it left names the new id, which is ended
-        too. Then the key is deleted. *version* is the one this request loaded
-        (None: unknown, read it first).
+        A ``regenerate()`` racing this must not move the data away unseen: if
+        it already did, the marker it left names the new id, which is ended
+        too. Stores that can take a record (read and remove it atomically) do
+        it in one round trip; others first replace the record by an *ended*
+        marker with compare-and-set, then delete the key. *version* is the one
+        this request loaded (None: unknown, read it first).
         """
         store, key = self.store, self._key(sid)
+        if store.can_take:
+            # One atomic step instead: whatever the key held is gone, and if
+            # it was a moved marker, the session it names is ended too.
+            taken = await self._call(store.take, key)
+            target = None if taken is None else records.moved_to(taken.payload)
+            if target is not None and hops < MAX_MOVES:
+                await self._end(target, None, hops + 1)
+            return
         for _ in range(MAX_SAVE_ATTEMPTS):
             if version is None:
                 current = await self._current(sid)

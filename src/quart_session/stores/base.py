@@ -48,6 +48,9 @@ class Store(ABC):
 
     #: Human-readable name used in errors and logs, e.g. ``"redis"``.
     name: str = "store"
+    #: Whether ``take`` is offered: stores without it end sessions by
+    #: compare-and-set, one round trip more.
+    can_take: bool = False
 
     @property
     def address(self) -> str:
@@ -78,6 +81,12 @@ class Store(ABC):
     @abstractmethod
     async def delete(self, key: str) -> None:
         """Remove the record at *key*; absent records are not an error."""
+
+    async def take(self, key: str) -> Record | None:
+        """Remove the record at *key* and return what it held (None if nothing
+        live), as one atomic step: no save can land between the read and the
+        removal. Offered where ``can_take`` is true."""
+        raise NotImplementedError(f"the {self.name} store cannot take a record")
 
     @abstractmethod
     async def touch(self, key: str, ttl: int) -> bool:

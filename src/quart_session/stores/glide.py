@@ -80,6 +80,10 @@ class GlideDriver:
         client = await self._client()
         await client.unlink([key])
 
+    async def getdel(self, key: str) -> bytes | None:
+        client = await self._client()
+        return await client.getdel(key)
+
     async def expire(self, key: str, ttl: int) -> bool:
         client = await self._client()
         return await client.expire(key, ttl)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 class MemoryStore(Store):
     name = "memory"
+    can_take = True
 
     def __init__(self) -> None:
         # key -> (payload, version, monotonic deadline)
@@ -56,6 +57,13 @@ class MemoryStore(Store):
 
     async def delete(self, key: str) -> None:
         self._records.pop(key, None)
+
+    async def take(self, key: str) -> Record | None:
+        entry = self._live(key)
+        if entry is None:
+            return None
+        del self._records[key]
+        return Record(entry[0], entry[1])
 
     async def touch(self, key: str, ttl: int) -> bool:
         entry = self._live(key)

@@ -79,6 +79,9 @@ class RedisDriver(Protocol):
 
     async def unlink(self, key: str) -> None: ...
 
+    async def getdel(self, key: str) -> bytes | None:
+        """GETDEL: the value, removed in the same command."""
+
     async def expire(self, key: str, ttl: int) -> bool: ...
 
     async def count(self, pattern: bytes) -> int:
@@ -112,6 +115,7 @@ def glob_escape(prefix: str) -> bytes:
 
 class RedisStore(Store):
     name = "redis"
+    can_take = True
 
     def __init__(self, driver: RedisDriver) -> None:
         self.driver = driver
@@ -136,6 +140,10 @@ class RedisStore(Store):
 
     async def delete(self, key: str) -> None:
         await self.driver.unlink(key)
+
+    async def take(self, key: str) -> Record | None:
+        value = await self.driver.getdel(key)
+        return None if value is None else decode(value)
 
     async def touch(self, key: str, ttl: int) -> bool:
         return await self.driver.expire(key, ttl)
@@ -206,6 +214,10 @@ class RedisPyDriver:
     async def unlink(self, key: str) -> None:
         client = await self._client()
         await client.unlink(key)
+
+    async def getdel(self, key: str) -> bytes | None:
+        client = await self._client()
+        return cast(bytes | None, await client.execute_command("GETDEL", key))
 
     async def expire(self, key: str, ttl: int) -> bool:
         client = await self._client()
