@@ -58,26 +58,31 @@ class AnotherWriter(Store):
         return await self.inner.touch(key, ttl)
 
 
-async def test_a_save_that_never_wins_answers_409_and_is_no_store_failure(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+async def contended(tmp_path: Path, backend_timeout: float) -> tuple[Quart, Browser, AnotherWriter]:
+    """The behaviour suite's app on a filesystem store, a browser with a
+    session in it, and from then on another writer beating every save."""
     static = tmp_path / "static"
     static.mkdir()
-    app = build_app(
-        {
-            "SESSION_TYPE": "filesystem",
-            "SESSION_FILE_DIR": str(tmp_path / "sessions"),
-            "SESSION_BACKEND_TIMEOUT": 0.5,
-        },
-        static,
-    )
-    store_errors: list[Any] = []
-    session_store_error.connect(lambda sender, error: store_errors.append(error), app, weak=False)
+    config = {
+        "SESSION_TYPE": "filesystem",
+        "SESSION_FILE_DIR": str(tmp_path / "sessions"),
+        "SESSION_BACKEND_TIMEOUT": backend_timeout,
+    }
+    app = build_app(config, static)
     browser = Browser(app)
     await browser.text("/set/user/alice")
     interface = app.session_interface
     assert isinstance(interface, ServerSideSessionInterface)
-    contended = interface._store = AnotherWriter(interface.store)
+    writer = interface._store = AnotherWriter(interface.store)
+    return app, browser, writer
+
+
+async def test_a_save_that_never_wins_answers_409_and_is_no_store_failure(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app, browser, writer = await contended(tmp_path, backend_timeout=0.5)
+    store_errors: list[Any] = []
+    session_store_error.connect(lambda sender, error: store_errors.append(error), app, weak=False)
     with caplog.at_level(logging.WARNING, logger="quart_session"):
         response = await browser.get("/set/theme/dark")
     assert response.status_code == 409
@@ -86,30 +91,16 @@ async def test_a_save_that_never_wins_answers_409_and_is_no_store_failure(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert "lost to concurrent writes" in caplog.text
     # Backed off within the timeout instead of hammering the store 64 times.
-    assert 3 <= contended.saves < 64
+    assert 3 <= writer.saves < 64
 
 
 async def test_apps_may_answer_a_lost_conflict_their_own_way(tmp_path: Path) -> None:
-    static = tmp_path / "static"
-    static.mkdir()
-    app = build_app(
-        {
-            "SESSION_TYPE": "filesystem",
-            "SESSION_FILE_DIR": str(tmp_path / "sessions"),
-            "SESSION_BACKEND_TIMEOUT": 0.2,
-        },
-        static,
-    )
+    app, browser, _ = await contended(tmp_path, backend_timeout=0.2)
 
     @app.errorhandler(SessionConflictError)
     async def busy(error: SessionConflictError) -> tuple[str, int]:
         return "busy", 429
 
-    browser = Browser(app)
-    await browser.text("/set/user/alice")
-    interface = app.session_interface
-    assert isinstance(interface, ServerSideSessionInterface)
-    interface._store = AnotherWriter(interface.store)
     response = await browser.get("/set/theme/dark")
     assert response.status_code == 429
 

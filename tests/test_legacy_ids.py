@@ -96,6 +96,13 @@ async def test_legacy_cookies_are_ignored_unless_enabled(tmp_path: Path) -> None
 PINNED_PAYLOAD = b'{"user":"alice","_addr":"%s","_permanent":true}'
 
 
+PINNED_BEHIND_A_PROXY: dict[str, Any] = {
+    "SESSION_LEGACY_IDS": True,
+    "SESSION_HIJACK_PROTECTION": True,
+    "SESSION_HIJACK_REVERSE_PROXY": True,
+}
+
+
 async def plant_pinned_session(tmp_path: Path, address: str) -> str:
     legacy_id = str(uuid.uuid4())
     payload = PINNED_PAYLOAD % address.encode()
@@ -133,12 +140,7 @@ async def test_a_30_pin_behind_a_proxy_counts_only_the_entry_the_proxy_wrote(
 ) -> None:
     # 3.0 stored the whole header; the client wrote "1.2.3.4", the proxy appended.
     legacy_id = await plant_pinned_session(tmp_path, "1.2.3.4, 203.0.113.7")
-    app = app_with(
-        tmp_path,
-        SESSION_LEGACY_IDS=True,
-        SESSION_HIJACK_PROTECTION=True,
-        SESSION_HIJACK_REVERSE_PROXY=True,
-    )
+    app = app_with(tmp_path, **PINNED_BEHIND_A_PROXY)
     thief = Browser(app, address="10.0.0.254")
     thief.cookie = legacy_id
     forged = {"X-Forwarded-For": "1.2.3.4, 203.0.113.7, 198.51.100.9"}
@@ -149,12 +151,7 @@ async def test_a_30_pin_behind_a_proxy_counts_only_the_entry_the_proxy_wrote(
 
 async def test_a_30_pin_behind_a_proxy_lets_the_owner_in(tmp_path: Path) -> None:
     legacy_id = await plant_pinned_session(tmp_path, "1.2.3.4, 203.0.113.7")
-    app = app_with(
-        tmp_path,
-        SESSION_LEGACY_IDS=True,
-        SESSION_HIJACK_PROTECTION=True,
-        SESSION_HIJACK_REVERSE_PROXY=True,
-    )
+    app = app_with(tmp_path, **PINNED_BEHIND_A_PROXY)
     owner = Browser(app, address="10.0.0.254")
     owner.cookie = legacy_id
     response = await owner.get("/whoami", {"X-Forwarded-For": "203.0.113.7"})

@@ -30,7 +30,7 @@ from .cookies import read_cookie
 from .deadlines import Deadlines
 from .errors import SessionBackendError, SessionConfigError, SessionConflictError, SessionDataError
 from .ids import IdCodec
-from .locks import SessionLocks
+from .locks import SessionTurns
 from .serializers import META_KEY, Serializer, dumps_bytes, resolve_serializer
 from .session import ServerSideSession, UnavailableSession
 from .stores.base import Outcome, Record, Store, Version
@@ -121,7 +121,7 @@ class ServerSideSessionInterface(SessionInterface):
         self._store: Store | None = None
         self._serializer: Serializer | None = None
         self._websocket_warned = False
-        self._save_locks = SessionLocks()
+        self._save_turns = SessionTurns()
         self._apply(settings)
 
     def _apply(self, settings: Settings) -> None:
@@ -687,16 +687,17 @@ class ServerSideSessionInterface(SessionInterface):
         exponentially within ``SESSION_BACKEND_TIMEOUT``.
         """
         assert session.sid is not None
-        async with self._save_locks.hold(session.sid) as slot:
-            written = await self._write_locked(session, payload, slot.latest)
-            slot.latest = None
-            if written is _Written.SAVED:
+        async with self._save_turns.take(session.sid) as turn:
+            written = await self._write_in_turn(session, payload, turn.latest)
+            turn.latest = None
+            if written is _Written.SAVED and turn.released is not None:
+                # Another save of this session waits: hand it what we stored.
                 assert session.loaded_payload is not None
                 assert session.version is not None
-                slot.latest = Record(session.loaded_payload, session.version)
+                turn.latest = Record(session.loaded_payload, session.version)
             return written
 
-    async def _write_locked(
+    async def _write_in_turn(
         self, session: ServerSideSession, payload: bytes, latest: Record | None
     ) -> _Written:
         """_write's work; *latest* is what this process last stored for the
@@ -709,7 +710,7 @@ class ServerSideSessionInterface(SessionInterface):
         current = latest if latest is not None and latest.version != expected else None
         changes: tuple[dict[str, Any], set[str]] | None = None
         merged: dict[str, Any] | None = None
-        give_up_at = time.monotonic() + self.settings.backend_timeout
+        give_up_at = 0.0
         moves = 0
         for attempt in range(1, MAX_SAVE_ATTEMPTS + 1):
             if current is not None:
@@ -740,7 +741,9 @@ class ServerSideSessionInterface(SessionInterface):
                 sid, current = target, await self._current(target)
             if current is None or records.is_marker(current.payload):
                 return _Written.GONE
-            if attempt > 1:
+            if attempt == 1:
+                give_up_at = time.monotonic() + self.settings.backend_timeout
+            else:
                 # Other processes write this session too: back off exponentially
                 # (full jitter), but never past the time a store call may take.
                 pause = random.uniform(0, min(MAX_BACKOFF, BASE_BACKOFF * 2 ** (attempt - 2)))

@@ -1,53 +1,85 @@
-"""One lock per session for the saves of this process.
+"""Saves of one session in this process take turns.
 
 Requests of one process that write the same session at once take turns instead
 of colliding in the store: the second one would otherwise lose its
 compare-and-set, reload and retry, and with hundreds of writers the retries
-multiply. Each slot also remembers the record the last save through it wrote,
-so the next writer merges onto that at once instead of first losing a
-compare-and-set against it.
+multiply. Each turn also hands the next one the record it stored, so the next
+writer merges onto that at once instead of first losing a compare-and-set
+against it.
+
+Hand-written rather than an ``anyio.Lock`` per session: almost every save is
+alone, and creating and taking an anyio lock costs more than the rest of a
+save's own work (about 7 µs). Here a turn nobody waits for is two dict
+operations; an event is made only when a second writer arrives.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from types import TracebackType
 
 import anyio
 
 from .stores.base import Record
 
 
-@dataclass
-class Slot:
-    lock: anyio.Lock = field(default_factory=anyio.Lock)
-    #: Requests holding or awaiting the lock; the slot is dropped at zero.
-    users: int = 0
-    #: What the last save through this slot stored, while anyone still waits.
-    latest: Record | None = None
+class Turn:
+    """One save's turn at a session; ``latest`` travels to the next turn."""
+
+    __slots__ = ("latest", "released")
+
+    def __init__(self, latest: Record | None) -> None:
+        #: What the last save of this session in this process stored, if one
+        #: finished just before this turn (None: nothing known).
+        self.latest = latest
+        #: Made by the first save that waits for this turn to end.
+        self.released: anyio.Event | None = None
 
 
-class SessionLocks:
-    """Slots keyed by session id, alive only while someone holds or awaits them
-    (so memory follows concurrency, not the number of sessions)."""
+class SessionTurns:
+    """Turns keyed by session id, alive only while taken (memory follows the
+    saves in flight, not the number of sessions)."""
 
     def __init__(self) -> None:
-        self._slots: dict[str, Slot] = {}
+        self._taken: dict[str, Turn] = {}
 
-    @asynccontextmanager
-    async def hold(self, sid: str) -> AsyncIterator[Slot]:
-        slot = self._slots.get(sid)
-        if slot is None:
-            slot = self._slots[sid] = Slot()
-        slot.users += 1
-        try:
-            async with slot.lock:
-                yield slot
-        finally:
-            slot.users -= 1
-            if not slot.users:
-                del self._slots[sid]
+    def take(self, sid: str) -> _Taking:
+        """``async with turns.take(sid) as turn:`` waits for the turn at *sid*."""
+        return _Taking(self, sid)
 
     def __len__(self) -> int:
-        return len(self._slots)
+        return len(self._taken)
+
+
+class _Taking:
+    __slots__ = ("_sid", "_turn", "_turns")
+
+    def __init__(self, turns: SessionTurns, sid: str) -> None:
+        self._turns = turns
+        self._sid = sid
+        self._turn: Turn | None = None
+
+    async def __aenter__(self) -> Turn:
+        taken, sid = self._turns._taken, self._sid
+        latest = None
+        # Everyone waiting wakes when a turn ends; the first to run takes the
+        # next one and the others wait again, for that one. Waiting owns
+        # nothing, so a waiter cancelled here leaves nothing behind.
+        while (current := taken.get(sid)) is not None:
+            if current.released is None:
+                current.released = anyio.Event()
+            await current.released.wait()
+            latest = current.latest
+        turn = self._turn = taken[sid] = Turn(latest)
+        return turn
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        turn = self._turn
+        assert turn is not None
+        del self._turns._taken[self._sid]
+        if turn.released is not None:
+            turn.released.set()

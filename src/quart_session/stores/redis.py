@@ -15,13 +15,14 @@ asyncio-only). Clients handed in stay open on ``close()``; ours are closed.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import urlsplit
 
 import sniffio
-from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.exceptions import NoScriptError
 
@@ -166,7 +167,14 @@ class RedisPyDriver:
 
     script_sha = hashlib.sha1(SAVE_SCRIPT.encode(), usedforsecurity=False).hexdigest()
 
-    def __init__(self, client: RedisPyClient, *, owned: bool, address: str | None = None) -> None:
+    def __init__(
+        self,
+        client: RedisPyClient,
+        *,
+        owned: bool,
+        address: str | None = None,
+        max_commands: int | None = None,
+    ) -> None:
         if client.get_encoder().decode_responses:
             raise SessionConfigError(
                 "SESSION_REDIS must be made with decode_responses=False: sessions are bytes"
@@ -175,6 +183,12 @@ class RedisPyDriver:
         self.owned = owned
         self._address = address
         self._cluster = isinstance(client, RedisCluster)
+        # Past its connections redis-py's pool fails a command at once, which
+        # turned a burst of requests into 503s from a healthy store: commands
+        # beyond them wait for a free one here instead (the store call's own
+        # timeout still applies). redis-py's BlockingConnectionPool does the
+        # same at 15-25 µs a command; an uncontended semaphore costs nothing.
+        self._free = None if max_commands is None else asyncio.Semaphore(max_commands)
 
     @property
     def address(self) -> str:
@@ -188,40 +202,42 @@ class RedisPyDriver:
             await self.client.initialize()
         return self.client
 
-    async def get(self, key: str, ttl: int | None) -> bytes | None:
+    async def _execute(self, *args: Any) -> Any:
+        """One command, straight to execute_command: past the option parsing of
+        redis-py's command methods (getex() spends 5 µs there, as much as the
+        rest of this store's work on a read)."""
         client = await self._client()
-        # Every request with a session cookie comes here: the command goes
-        # straight to execute_command, past getex()'s option parsing (5 µs,
-        # as much as the rest of this store's work on a read).
-        if ttl is None:
-            value = await client.execute_command("GET", key)
-        else:
-            value = await client.execute_command("GETEX", key, "EX", ttl)
+        free = self._free
+        if free is None:
+            return await client.execute_command(*args)
+        async with free:
+            return await client.execute_command(*args)
+
+    async def get(self, key: str, ttl: int | None) -> bytes | None:
         # decode_responses is refused above, so redis-py answers bytes.
-        return cast(bytes | None, value)
+        if ttl is None:
+            return cast(bytes | None, await self._execute("GET", key))
+        return cast(bytes | None, await self._execute("GETEX", key, "EX", ttl))
 
     async def save(self, key: str, args: list[bytes]) -> int:
-        client = await self._client()
         # The script is loaded once per server; a restarted or new server
         # (failover, resharding) answers NOSCRIPT and gets it again.
         try:
-            status = await client.evalsha(self.script_sha, 1, key, *args)
+            status = await self._execute("EVALSHA", self.script_sha, 1, key, *args)
         except NoScriptError:
+            client = await self._client()
             await client.script_load(SAVE_SCRIPT)
-            status = await client.evalsha(self.script_sha, 1, key, *args)
+            status = await self._execute("EVALSHA", self.script_sha, 1, key, *args)
         return int(status)
 
     async def unlink(self, key: str) -> None:
-        client = await self._client()
-        await client.unlink(key)
+        await self._execute("UNLINK", key)
 
     async def getdel(self, key: str) -> bytes | None:
-        client = await self._client()
-        return cast(bytes | None, await client.execute_command("GETDEL", key))
+        return cast(bytes | None, await self._execute("GETDEL", key))
 
     async def expire(self, key: str, ttl: int) -> bool:
-        client = await self._client()
-        return bool(await client.expire(key, ttl))
+        return bool(await self._execute("EXPIRE", key, ttl))
 
     async def count(self, pattern: bytes) -> int:
         client = await self._client()
@@ -303,15 +319,8 @@ def from_settings(settings: Settings) -> RedisStore:
         from .glide import driver_from_url
 
         return RedisStore(driver_from_url(uri, settings.backend_timeout, public_url(uri)))
-    # A blocking pool: past its connections a command waits for a free one
-    # (within the backend timeout) instead of failing at once, which under a
-    # burst of requests turned a healthy store into 503s.
-    pool = BlockingConnectionPool.from_url(
-        uri,
-        max_connections=POOL_SIZE,
-        timeout=settings.backend_timeout,
-        socket_connect_timeout=settings.backend_timeout,
+    made = Redis.from_url(
+        uri, max_connections=POOL_SIZE, socket_connect_timeout=settings.backend_timeout
     )
-    made = Redis(connection_pool=pool)
-    made.auto_close_connection_pool = True  # ours: closing the client closes it
-    return RedisStore(RedisPyDriver(made, owned=True, address=public_url(uri)))
+    driver = RedisPyDriver(made, owned=True, address=public_url(uri), max_commands=POOL_SIZE)
+    return RedisStore(driver)
