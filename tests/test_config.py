@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import pprint
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ import pytest
 from quart import Quart, session
 
 from quart_session import ServerSideSessionInterface, Session, SessionConfigError
+from quart_session.config import redact_url
 
 
 def make_app(tmp_path: Path, **config: Any) -> Quart:
@@ -137,3 +140,91 @@ def test_a_long_lifetime_within_every_limit_is_accepted(tmp_path: Path) -> None:
         tmp_path, SESSION_TYPE="memcached", PERMANENT_SESSION_LIFETIME=timedelta(days=365)
     )
     Session(memcached)
+
+
+class LeakyClient:
+    """A client whose repr shows its password, as some database clients' do."""
+
+    def __repr__(self) -> str:
+        return "LeakyClient(url='redis://:client-pw@db.internal:6379')"
+
+
+SECRETS = (
+    "current-key",
+    "old-key",
+    "uri-pw",
+    "sa-pw",
+    "mongo-pw",
+    "query-pw",
+    "query-token",
+    "endpoint-pw",
+    "client-pw",
+    "redis-pw",
+)
+
+
+def settings_with_every_secret(tmp_path: Path) -> Any:
+    import redis.asyncio as redis  # a real client, built without connecting
+
+    app = make_app(
+        tmp_path,
+        SESSION_USE_SIGNER=True,
+        SESSION_URI="redis://:uri-pw@cache.internal:6379/0?password=query-pw",
+        SESSION_SQLALCHEMY_URI="postgresql+asyncpg://app:sa-pw@db.internal/app?token=query-token",
+        SESSION_MONGODB_URI="mongodb://app:mongo-pw@m1,m2:27017/?authSource=admin",
+        SESSION_DYNAMODB_ENDPOINT_URL="https://admin:endpoint-pw@dynamo.internal",
+        SESSION_REDIS=redis.Redis.from_url("redis://app:redis-pw@cache.internal:6379"),
+        SESSION_MEMCACHED=LeakyClient(),
+    )
+    app.config["SECRET_KEY"] = "current-key"
+    if "SECRET_KEY_FALLBACKS" in app.default_config:  # Quart 0.21 and newer
+        app.config["SECRET_KEY_FALLBACKS"] = ["old-key"]
+    Session(app)
+    return app.session_interface.settings  # type: ignore[attr-defined]
+
+
+def test_settings_never_show_a_secret(tmp_path: Path) -> None:
+    settings = settings_with_every_secret(tmp_path)
+    for shown in (repr(settings), str(settings), f"{settings}", pprint.pformat(settings)):
+        leaked = [secret for secret in SECRETS if secret in shown]
+        assert not leaked, f"{leaked} in {shown}"
+    # What is not secret still helps whoever reads it.
+    shown = repr(settings)
+    assert "redis://:***@cache.internal:6379/0?password=***" in shown
+    assert "postgresql+asyncpg://app:***@db.internal/app?token=***" in shown
+    assert "mongodb://app:***@m1,m2:27017/?authSource=admin" in shown
+    assert "store_type='filesystem'" in shown
+
+
+def test_a_log_line_with_the_settings_holds_no_secret(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = settings_with_every_secret(tmp_path)
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("quart_session.test").info("settings: %s / %r", settings, settings)
+    assert "settings: Settings(" in caplog.text
+    assert not [secret for secret in SECRETS if secret in caplog.text]
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:pw@host:6379/0", "redis://:***@host:6379/0"),
+        ("redis://user:pw@host", "redis://user:***@host"),
+        # A user name alone may be the credential (a token).
+        ("redis://tok@host", "redis://***@host"),
+        ("postgresql+asyncpg://u:p%40ss@h/db", "postgresql+asyncpg://u:***@h/db"),
+        ("mongodb://u:p@h1,h2/?authSource=x", "mongodb://u:***@h1,h2/?authSource=x"),
+        # A password that is not escaped as it should be is still hidden whole.
+        ("redis://:pa/ss@host", "redis://:***@host"),
+        (
+            "rediss://h/?ssl_keyfile=k&Password=p&api_token=t&sslPassword=s",
+            "rediss://h/?ssl_keyfile=k&Password=***&api_token=***&sslPassword=***",
+        ),
+        ("unix:///tmp/redis.sock?password=pw&db=1", "unix:///tmp/redis.sock?password=***&db=1"),
+        ("127.0.0.1:11211", "127.0.0.1:11211"),
+        ("sessions", "sessions"),
+    ],
+)
+def test_redact_url(url: str, shown: str) -> None:
+    assert redact_url(url) == shown

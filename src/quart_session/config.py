@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 
 from quart import Quart
 
@@ -157,12 +158,72 @@ def _check(values: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -
     return value
 
 
+#: Words that make a query parameter's value, or a SESSION_* key's text, a credential.
+SECRET_PARAMETER_WORDS = ("pass", "secret", "token", "credential")
+SECRET_CONFIG_WORDS = ("SECRET", "PASSWORD", "TOKEN", "CREDENTIAL", "ENCRYPTION")
+HIDDEN = "***"
+
+
+def redact_url(text: str) -> str:
+    """*text* with a URL's password (or a lone user name, which may be a token) and
+    the values of query parameters named like credentials replaced by ``***``.
+
+    Text without ``scheme://`` is returned unchanged. Everything up to the last
+    ``@`` is taken as user info, so a password that holds an unescaped ``/``,
+    ``?`` or ``@`` is hidden whole rather than cut and half shown.
+    """
+    scheme, separator, rest = text.partition("://")
+    if not separator:
+        return text
+    userinfo, at, rest = rest.rpartition("@")
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        userinfo = f"{user}:{HIDDEN}@" if colon else f"{HIDDEN}@"
+    location, question, query = rest.partition("?")
+    if question:
+        query = "&".join(_redact_parameter(parameter) for parameter in query.split("&"))
+    return f"{scheme}://{userinfo}{location}{question}{query}"
+
+
+def _redact_parameter(parameter: str) -> str:
+    name, equals, _ = parameter.partition("=")
+    if equals and any(word in unquote(name).lower() for word in SECRET_PARAMETER_WORDS):
+        return f"{name}={HIDDEN}"
+    return parameter
+
+
+def _safe_repr(value: Any, name: str = "") -> str:
+    """A repr that cannot show a secret: plain values as they are, text with URL
+    credentials hidden, anything else (clients, keys as bytes) by its type only,
+    since a client's own repr may hold its password."""
+    if isinstance(value, str):
+        if any(word in name for word in SECRET_CONFIG_WORDS):
+            return repr(HIDDEN)
+        return repr(redact_url(value))
+    if value is None or isinstance(value, bool | int | float | timedelta):
+        return repr(value)
+    if isinstance(value, Mapping):
+        items = (f"{key!r}: {_safe_repr(item, str(key))}" for key, item in value.items())
+        return "{" + ", ".join(items) + "}"
+    if isinstance(value, tuple | list):
+        opening, closing = "()" if isinstance(value, tuple) else "[]"
+        return opening + ", ".join(_safe_repr(item, name) for item in value) + closing
+    kind = type(value)
+    return f"<{kind.__module__}.{kind.__qualname__}>"
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
+    """Everything the library reads from ``app.config``, validated once.
+
+    Its repr (also what ``str``, f-strings and logs show) hides SECRET_KEY and its
+    fallbacks, passwords inside URLs and clients' own reprs: settings get printed
+    while debugging and logged, and must not take credentials with them.
+    """
+
     store_type: str
     key_prefix: str
     permanent: bool
-    use_signer: bool
     id_length: int
     explicit: bool
     static_file: bool
@@ -175,7 +236,7 @@ class Settings:
     legacy_ids: bool
     file_dir: str
     # Quart's own keys, read once.
-    secret_keys: tuple[str | bytes, ...]
+    secret_keys: tuple[str | bytes, ...] = field(repr=False)
     lifetime: int
     refresh_each_request: bool
     cookie_name: str
@@ -188,6 +249,15 @@ class Settings:
     static_url_path: str | None
     #: Every SESSION_* value (aliases resolved) for the store builders.
     raw: Mapping[str, Any]
+
+    def __repr__(self) -> str:
+        shown = (
+            f"{item.name}={_safe_repr(getattr(self, item.name), item.name.upper())}"
+            if item.repr
+            else f"{item.name}=<hidden>"
+            for item in fields(self)
+        )
+        return f"{type(self).__name__}({', '.join(shown)})"
 
     @classmethod
     def from_app(cls, app: Quart) -> Settings:
@@ -256,7 +326,6 @@ class Settings:
             store_type=store_type,
             key_prefix=_check(values, "SESSION_KEY_PREFIX", str),
             permanent=_check(values, "SESSION_PERMANENT", bool),
-            use_signer=use_signer,
             id_length=id_length,
             explicit=_check(values, "SESSION_EXPLICIT", bool),
             static_file=_check(values, "SESSION_STATIC_FILE", bool),
