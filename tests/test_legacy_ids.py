@@ -13,6 +13,8 @@ from itsdangerous import Signer
 from quart import Quart, session
 
 from quart_session import Session
+from quart_session.compat import LegacyIdReader, legacy_meta, legacy_pin_holds
+from quart_session.serializers import JSONSerializer
 from quart_session.stores.filesystem import FileSystemStore
 
 from .behaviour import ID_PATTERN, Browser
@@ -156,3 +158,50 @@ async def test_a_30_pin_behind_a_proxy_lets_the_owner_in(tmp_path: Path) -> None
     owner.cookie = legacy_id
     response = await owner.get("/whoami", {"X-Forwarded-For": "203.0.113.7"})
     assert await response.get_data(as_text=True) == repr(("alice", None, None))
+
+
+# -- the pieces of quart_session.compat on their own -------------------------------
+
+
+class _LaterDateTime(datetime):
+    """A datetime subclass: encoded through Quart's tagger rather than our fast path."""
+
+
+def test_30_dates_are_read_and_never_written() -> None:
+    serializer = JSONSerializer()
+    stored = b'{"seen":{" d":"Sun, 22 Nov 2026 10:00:00 GMT"}}'
+    assert serializer.loads(stored) == {"seen": datetime(2026, 11, 22, 10, 0, tzinfo=UTC)}
+    moment = datetime(2026, 11, 22, 10, 0, 0, 1, tzinfo=UTC)
+    for value in (moment, _LaterDateTime.fromisoformat(moment.isoformat())):
+        written = serializer.dumps({"seen": value})
+        assert b'" d"' not in written and b'" dt"' in written
+        assert serializer.loads(written) == {"seen": moment}
+
+
+def test_legacy_meta_takes_the_permanent_flag_out_of_the_data() -> None:
+    data: dict[str, Any] = {"user": "alice", "_permanent": False}
+    assert legacy_meta(data, default_permanent=True) == {"p": False}
+    assert data == {"user": "alice"}
+    assert legacy_meta({"user": "bob"}, default_permanent=True) == {"p": True}
+
+
+def test_legacy_ids_are_uuid4s_signed_the_30_way() -> None:
+    legacy_id = str(uuid.uuid4())
+    assert LegacyIdReader().read(legacy_id) == legacy_id
+    assert LegacyIdReader().read(str(uuid.uuid1())) is None
+    assert LegacyIdReader().read(legacy_id.upper()) is None
+    reader = LegacyIdReader(["new", "old"])  # SECRET_KEY, then a fallback
+    old_way = Signer("old", salt="quart-session", key_derivation="hmac")
+    assert reader.read(old_way.sign(legacy_id).decode()) == legacy_id
+    new_way = Signer("new", salt="quart-session", digest_method=hashlib.sha256)
+    assert reader.read(new_way.sign(legacy_id).decode()) is None
+    assert reader.read(legacy_id) is None  # unsigned, where 3.0 signed
+
+
+def test_a_30_pin_holds_for_the_same_client_only() -> None:
+    assert legacy_pin_holds("10.0.0.1", "::ffff:10.0.0.1", None)
+    assert not legacy_pin_holds("10.0.0.1", "10.0.0.2", None)
+    assert not legacy_pin_holds("10.0.0.1", None, None)
+    # Behind one proxy, 3.0 stored the raw header: only the proxy's entry counts.
+    assert legacy_pin_holds("1.2.3.4, 203.0.113.7", "203.0.113.7", 1)
+    assert not legacy_pin_holds("1.2.3.4, 203.0.113.7", "1.2.3.4", 1)

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 
 from itsdangerous import BadSignature, Signer
 
+from .compat import LegacyIdReader
+
 
 def encoded_length(nbytes: int) -> int:
     """Characters of base64url without padding for *nbytes* bytes."""
@@ -35,10 +37,7 @@ class IdCodec:
         self._signer = (
             Signer(keys[::-1], salt="quart-session", digest_method=hashlib.sha256) if keys else None
         )
-        # How Quart-Session 3.0 signed its ids, to read the cookies it issued.
-        self._legacy_signer = (
-            Signer(keys[::-1], salt="quart-session", key_derivation="hmac") if keys else None
-        )
+        self._legacy = LegacyIdReader(keys)
 
     def new(self) -> str:
         return new_id(self.nbytes)
@@ -62,12 +61,4 @@ class IdCodec:
 
     def from_legacy_cookie(self, value: str) -> str | None:
         """The Quart-Session 3.0 id (a UUID4) in a cookie value, or None."""
-        if self._legacy_signer is not None:
-            try:
-                value = self._legacy_signer.unsign(value).decode()
-            except BadSignature:
-                return None
-        return value if _LEGACY.fullmatch(value) else None
-
-
-_LEGACY = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+        return self._legacy.read(value)

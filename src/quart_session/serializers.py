@@ -21,8 +21,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, NoReturn, Protocol, TypeVar, runtime_checkable
 
 from markupsafe import Markup
-from quart.json.tag import JSONTag, TaggedJSONSerializer, TagTuple
+from quart.json.tag import JSONTag, TagDateTime, TaggedJSONSerializer, TagTuple
 
+from .compat import LegacyDateTimeTag
 from .errors import SessionDataError
 
 logger = logging.getLogger("quart_session")
@@ -59,8 +60,8 @@ class Serializer(Protocol):
 
 
 class _TagISODateTime(JSONTag):
-    """Datetimes as ISO 8601: unlike the HTTP-date tag it keeps microseconds and
-    naive/aware. Data tagged ``" d"`` (Quart-Session 3.0) is still read."""
+    """Datetimes as ISO 8601: unlike Quart's HTTP-date tag it keeps
+    microseconds and naive/aware."""
 
     __slots__ = ()
     key = " dt"
@@ -75,6 +76,19 @@ class _TagISODateTime(JSONTag):
         return datetime.fromisoformat(value)
 
 
+class _Tagger(TaggedJSONSerializer):
+    """Quart's tags, datetimes written as ISO 8601; Quart-Session 3.0's HTTP
+    dates (``" d"``) only read."""
+
+    __slots__ = ()
+    # Quart declares it an instance variable: overridden as one.
+    default_tags = [  # noqa: RUF012
+        *(tag for tag in TaggedJSONSerializer.default_tags if tag is not TagDateTime),
+        _TagISODateTime,
+        LegacyDateTimeTag,
+    ]
+
+
 class JSONSerializer:
     """Tagged JSON, readable by other programs and compatible with Quart-Session 3.0.
 
@@ -86,9 +100,7 @@ class JSONSerializer:
     """
 
     def __init__(self) -> None:
-        self._tagger = TaggedJSONSerializer()
-        # Ahead of the HTTP-date tag, which then only decodes old data.
-        self._tagger.register(_TagISODateTime, index=len(self._tagger.order) - 1)
+        self._tagger = _Tagger()
         self._tags = self._tagger.tags
         # _tag refuses a circular value (too deep) first: no need to check.
         self._encoder = json.JSONEncoder(
