@@ -203,7 +203,8 @@ class Worker:
             for name in ("json", "msgpack"):
                 interface.serializer = resolve_serializer(name)
                 sid = interface.ids.from_cookie(await self.new_session())
-                record = await interface.store.load(interface._key(sid))
+                key = str(self.app.config.get("SESSION_KEY_PREFIX", "session:")) + sid
+                record = await interface.store.load(key)
                 sizes[name] = len(record.payload)
             interface.serializer = original
         return sizes

@@ -57,10 +57,6 @@ class CountingStore(Store):
         self.calls.append("delete")
         await self.inner.delete(key)
 
-    async def touch(self, key: str, ttl: int) -> bool:
-        self.calls.append("touch")
-        return await self.inner.touch(key, ttl)
-
     async def close(self) -> None:
         await self.inner.close()
 
@@ -295,7 +291,7 @@ class SessionBehaviour:
         interface = app.session_interface
         assert isinstance(interface, ServerSideSessionInterface)
         counting = CountingStore(interface.store)
-        interface._store = counting
+        interface.engine.store = counting
         return counting
 
     # -- nothing stored unless written ----------------------------------------------
@@ -508,12 +504,12 @@ class SessionBehaviour:
             pytest.skip("key rotation needs SECRET_KEY_FALLBACKS (Quart 0.21+)")
         # Same store, new key: the old key still verifies as a fallback.
         new_app = make_app(SESSION_USE_SIGNER=True, SECRET_KEY="new", SECRET_KEY_FALLBACKS=["old"])
-        new_app.session_interface._store = old_app.session_interface.store  # type: ignore[attr-defined]
+        new_app.session_interface.engine.store = old_app.session_interface.store  # type: ignore[attr-defined]
         browser.app, browser.client = new_app, new_app.test_client(use_cookies=False)
         assert await browser.text("/get/user") == "'alice'"
         assert browser.cookie is not None and browser.cookie != signed  # re-signed with "new"
         only_new = make_app(SESSION_USE_SIGNER=True, SECRET_KEY="new")
-        only_new.session_interface._store = old_app.session_interface.store  # type: ignore[attr-defined]
+        only_new.session_interface.engine.store = old_app.session_interface.store  # type: ignore[attr-defined]
         stale = Browser(only_new)
         stale.cookie = signed
         assert await stale.text("/get/user") == "None"

@@ -22,7 +22,7 @@ from quart import Quart, jsonify, request, session
 from quart.typing import ResponseReturnValue
 from quart_trio import QuartTrio
 
-from quart_session import ServerSideSession, ServerSideSessionInterface, Session
+from quart_session import ServerSideSessionInterface, Session, records
 from quart_session.cli import session_cli
 from quart_session.stores.base import Store
 
@@ -205,7 +205,7 @@ def test_cleanup_purges_expired_sessions_only(app: Quart) -> None:
     cookies = [create_session(app, n=n) for n in range(3)]
     store = store_of(app)
     for cookie in cookies[:2]:
-        assert run(app, lambda cookie=cookie: store.touch(PREFIX + cookie, 1))  # type: ignore[misc]
+        assert run(app, lambda cookie=cookie: store.load(PREFIX + cookie, 1))  # type: ignore[misc]
     time.sleep(1.1)
 
     result = quart_session(app, "cleanup")
@@ -284,12 +284,12 @@ def test_the_quart_command_line_reaches_the_demo(tmp_path: Path) -> None:
 def test_ids_starting_with_a_dash_are_ids_not_options(app: Quart) -> None:
     interface = interface_of(app)
     sid = "-" + "A" * 42  # base64url ids start with "-" one time in 64
-    payload = interface._encode_data({"user": "dash"}, ServerSideSession())
+    payload = interface.engine.encode({"user": "dash"}, records.meta(True, None))
 
     def plant() -> Store:
         # A memory store lives only until a command closes it: plant each time.
         store = store_of(app)
-        run(app, lambda: store.save(interface._key(sid), payload, 60, None))
+        run(app, lambda: store.save(interface.engine.key_for(sid), payload, 60, None))
         return store
 
     plant()
@@ -297,7 +297,7 @@ def test_ids_starting_with_a_dash_are_ids_not_options(app: Quart) -> None:
     assert (shown.exit_code, json.loads(shown.output)) == (0, {"user": "dash"})
     store = plant()
     assert quart_session(app, "delete", sid).exit_code == 0
-    assert run(app, lambda: store.load(interface._key(sid))) is None
+    assert run(app, lambda: store.load(interface.engine.key_for(sid))) is None
 
 
 # What a user can put in a session to attack the admin's terminal: clear the

@@ -54,9 +54,6 @@ class AnotherWriter(Store):
     async def delete(self, key: str) -> None:
         await self.inner.delete(key)
 
-    async def touch(self, key: str, ttl: int) -> bool:
-        return await self.inner.touch(key, ttl)
-
 
 async def contended(tmp_path: Path, backend_timeout: float) -> tuple[Quart, Browser, AnotherWriter]:
     """The behaviour suite's app on a filesystem store, a browser with a
@@ -73,7 +70,7 @@ async def contended(tmp_path: Path, backend_timeout: float) -> tuple[Quart, Brow
     await browser.text("/set/user/alice")
     interface = app.session_interface
     assert isinstance(interface, ServerSideSessionInterface)
-    writer = interface._store = AnotherWriter(interface.store)
+    writer = interface.engine.store = AnotherWriter(interface.store)
     return app, browser, writer
 
 

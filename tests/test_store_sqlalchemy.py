@@ -57,7 +57,7 @@ async def sent_by(engine: AsyncEngine, operation: Awaitable[object]) -> list[str
 
 async def rows(store: SQLAlchemyStore, engine: AsyncEngine) -> dict[str, bytes]:
     """Every row of the store's table, expired or not: id -> data."""
-    table = store._table
+    table = store.table
     async with engine.connect() as conn:
         result = await conn.execute(select(table.c.id, table.c.data))
         return {row.id: row.data for row in result}
@@ -154,7 +154,6 @@ class SQLStoreTests(StoreContract):
         refresh = await sent_by(engine, store.load(key, refresh_ttl=60))
         assert len(refresh) == 1 and refresh[0].startswith("UPDATE")
         assert len(await sent_by(engine, store.save(key, b"b", 60, record.version))) == 1
-        assert len(await sent_by(engine, store.touch(key, 60))) == 1
         assert len(await sent_by(engine, store.delete(key))) == 1
         # Failures take one more statement to say why.
         assert len(await sent_by(engine, store.save(key, b"c", 60, record.version))) == 2
@@ -214,7 +213,6 @@ class TestPostgresStore(SQLStoreTests):
             await store.load(key)
             await store.load(key, refresh_ttl=60)
             await store.save(key, b"b", 60, version)  # type: ignore[arg-type]
-            await store.touch(key, 60)
             await store.delete(key)
 
         async def logged(operation: Awaitable[object]) -> list[str]:
@@ -230,7 +228,6 @@ class TestPostgresStore(SQLStoreTests):
             store.load(key),
             store.load(key, refresh_ttl=60),
             store.save(key, b"b", 60, record.version),
-            store.touch(key, 60),
             store.delete(key),
         ):
             logged_statements = await logged(operation)
@@ -241,11 +238,11 @@ class TestPostgresStore(SQLStoreTests):
         self, store: SQLAlchemyStore, engine: AsyncEngine
     ) -> None:
         version = await create(store)
-        table = store._table
+        table = store.table
         async with engine.connect() as locker:
             # Holding the row lock makes the store's writes wait until cancelled.
             await locker.execute(select(table).where(table.c.id == KEY).with_for_update())
-            for write in (store.touch(KEY, 60), store.save(KEY, b"late", 60, version)):  # type: ignore[arg-type]
+            for write in (store.load(KEY, 60), store.save(KEY, b"late", 60, version)):  # type: ignore[arg-type]
                 with anyio.move_on_after(0.5) as waited:
                     await write
                 assert waited.cancelled_caught

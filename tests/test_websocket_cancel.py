@@ -45,7 +45,7 @@ async def test_cancellation_during_the_save_does_not_lose_the_change(tmp_path: P
     interface = app.session_interface
     assert isinstance(interface, ServerSideSessionInterface)
     store = CancelDuringSave(interface.store)
-    interface._store = store
+    interface.engine.store = store
 
     browser = Browser(app)
     await browser.text("/set/value/from-http")

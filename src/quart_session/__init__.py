@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .engine import SessionEngine, StoredSession, Written
 from .errors import (
     SessionBackendError,
     SessionConfigError,
@@ -31,6 +32,9 @@ __all__ = [
     "SessionConfigError",
     "SessionConflictError",
     "SessionDataError",
+    "SessionEngine",
+    "StoredSession",
+    "Written",
     "session_conflict_merged",
     "session_created",
     "session_deleted",

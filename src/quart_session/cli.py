@@ -18,6 +18,7 @@ from quart.cli import AppGroup, ScriptInfo
 
 from .errors import SessionBackendError, SessionConfigError
 from .interface import ServerSideSessionInterface
+from .runtime import is_trio_app
 from .stores.base import Store
 
 session_cli = AppGroup("session", help="Inspect and clean up server-side sessions.")
@@ -69,11 +70,10 @@ def _run(operation: Operation) -> None:
                 for teardown in app.after_serving_funcs:
                     await app.ensure_async(teardown)()
 
-    on_trio = any(cls.__module__.startswith("quart_trio") for cls in type(app).__mro__)
     # Results and errors can hold stored data, ids and driver messages: none
     # reaches the terminal unescaped.
     try:
-        message = anyio.run(serving, backend="trio" if on_trio else "asyncio")
+        message = anyio.run(serving, backend="trio" if is_trio_app(app) else "asyncio")
     except (SessionBackendError, SessionConfigError) as error:
         raise click.ClickException(for_terminal(str(error))) from error
     except click.ClickException as error:
@@ -115,9 +115,9 @@ def cleanup() -> None:
 
     async def purge(interface: ServerSideSessionInterface) -> str:
         store = interface.store
-        if type(store).purge_expired is Store.purge_expired:
+        if not store.needs_purge:
             return f"Nothing to purge: {_where(store)} expires sessions by itself."
-        purged = await interface._call(store.purge_expired)
+        purged = await interface.engine.purge_expired()
         return f"Purged {_sessions(purged)} (expired) from {_where(store)}."
 
     _run(purge)
@@ -129,15 +129,12 @@ def count() -> None:
 
     async def count_live(interface: ServerSideSessionInterface) -> str:
         store = interface.store
-        try:
-            live = await interface._call(store.count, interface.settings.key_prefix)
-        except SessionBackendError as error:
-            if isinstance(error.__cause__, NotImplementedError):
-                raise click.ClickException(
-                    f"{_where(store)} cannot count its sessions "
-                    "(the backend offers no way to list its keys)."
-                ) from None
-            raise
+        if not store.can_count:
+            raise click.ClickException(
+                f"{_where(store)} cannot count its sessions "
+                "(the backend offers no way to list its keys)."
+            )
+        live = await interface.engine.count()
         return f"{_sessions(live)} live in {_where(store)}."
 
     _run(count_live)
@@ -151,11 +148,12 @@ def show(session_id: str) -> None:
 
     async def show_data(interface: ServerSideSessionInterface) -> str:
         sid = _session_id(interface, session_id)
-        record = await interface._call(interface.store.load, interface._key(sid))
+        engine = interface.engine
+        record = await engine.load_record(sid)
         if record is None:
-            raise click.ClickException(f"no live session {sid} in {_where(interface.store)}")
+            raise click.ClickException(f"no live session {sid} in {_where(engine.store)}")
         try:
-            data, _ = interface._decode(record.payload)
+            data, _ = engine.decode(record.payload)
         except ValueError as error:
             raise click.ClickException(f"session {sid} cannot be read: {error}") from None
         # Types JSON lacks (datetime, UUID, bytes...) are shown as text.
@@ -171,10 +169,11 @@ def delete(session_id: str) -> None:
 
     async def delete_record(interface: ServerSideSessionInterface) -> str:
         sid = _session_id(interface, session_id)
-        store, key = interface.store, interface._key(sid)
-        if await interface._call(store.load, key) is None:
-            raise click.ClickException(f"no live session {sid} in {_where(store)}")
-        await interface._call(store.delete, key)
-        return f"Deleted session {sid} from {_where(store)}."
+        engine = interface.engine
+        record = await engine.load_record(sid)
+        if record is None:
+            raise click.ClickException(f"no live session {sid} in {_where(engine.store)}")
+        await engine.end(sid, record.version)
+        return f"Deleted session {sid} from {_where(engine.store)}."
 
     _run(delete_record)

@@ -1,8 +1,16 @@
-"""Reading the session cookie from a request."""
+"""The session cookie: read from a request, set and deleted on a response."""
 
 from __future__ import annotations
 
+import time
+from typing import TYPE_CHECKING, Any
+
 from quart.wrappers import BaseRequestWebsocket
+from werkzeug.http import dump_cookie
+from werkzeug.sansio.response import Response
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 
 def read_cookie(request: BaseRequestWebsocket, name: str) -> str | None:
@@ -25,3 +33,44 @@ def read_cookie(request: BaseRequestWebsocket, name: str) -> str | None:
         if key == name and " " not in value:
             return value
     return None
+
+
+class SessionCookie:
+    """The session cookie: one set of attributes for reading, setting and
+    deleting it, fixed once from the settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.name = settings.cookie_name
+        self.lifetime = settings.lifetime
+        self._attributes: dict[str, Any] = {
+            "domain": settings.cookie_domain,
+            "path": settings.cookie_path,
+            "secure": settings.cookie_secure,
+            "httponly": settings.cookie_httponly,
+            "samesite": settings.cookie_samesite,
+            "partitioned": settings.cookie_partitioned,
+        }
+        #: (Expires second or None, "name=", attributes) of the last header.
+        self._cached: tuple[int | None, str, str] | None = None
+
+    def read(self, request: BaseRequestWebsocket) -> str | None:
+        return read_cookie(request, self.name)
+
+    def header(self, value: str, permanent: bool) -> str:
+        """The Set-Cookie header value for *value*.
+
+        What Werkzeug's ``dump_cookie`` makes, but only once a second: the
+        attributes after the value change only when the Expires second does.
+        Session ids never need quoting (base64url, plus ``.`` when signed).
+        """
+        expires = int(time.time()) + self.lifetime if permanent else None
+        cached = self._cached
+        if cached is None or cached[0] != expires:
+            header = dump_cookie(self.name, "", expires=expires, **self._attributes)
+            name, _, attributes = header.partition("=")
+            cached = self._cached = (expires, f"{name}=", attributes)
+        return cached[1] + value + cached[2]
+
+    def delete(self, response: Response) -> None:
+        """Delete the cookie, with the attributes it was set with."""
+        response.delete_cookie(self.name, **self._attributes)

@@ -11,10 +11,10 @@ from quart import session as current_session
 
 from .cli import session_cli
 from .config import Settings
+from .engine import SessionEngine
 from .errors import SessionBackendError, SessionConflictError, SessionDataError
 from .interface import ServerSideSessionInterface
 from .session import ServerSideSession
-from .stores import build_store
 
 logger = logging.getLogger("quart_session")
 
@@ -80,7 +80,7 @@ class Session:
 
     def init_app(self, app: Quart) -> None:
         settings = Settings.from_app(app)  # fails early on bad configuration
-        interface = ServerSideSessionInterface(app, settings, build_store)
+        interface = ServerSideSessionInterface(app, settings, SessionEngine(settings, sender=app))
         app.session_interface = interface  # type: ignore[assignment]
         app.extensions["session"] = self
         # Indexing, not setdefault: the levels must stay defaultdicts, or every

@@ -1,4 +1,11 @@
-"""Markers: records that stand at a key in place of a session.
+"""The stored envelope: what a record holds, in one place.
+
+A record's payload is either a session — the user's data plus its metadata
+under ``META_KEY``, serialized — or a marker. These pure functions build and
+read both, and work out what a request changed and how it merges onto a newer
+record; the engine composes them with the serializer and the store.
+
+Markers: records that stand at a key in place of a session.
 
 ``regenerate()`` and logout do not simply delete the old record: a request that
 loaded the session earlier may still be running, and a plain delete would let
@@ -17,6 +24,9 @@ ever writes first.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 #: How every marker payload starts.
 PREFIX = b"\x00quart-session:"
@@ -40,3 +50,67 @@ def moved_to(payload: bytes) -> str | None:
     if not payload.startswith(_MOVED):
         return None
     return payload[len(_MOVED) :].decode("ascii", "replace")
+
+
+# -- the envelope: what a stored session holds besides the user's data ---------
+
+#: The reserved top-level key of a stored session: its metadata, kept beside
+#: the data so that ``session.clear()`` cannot remove it.
+META_KEY = "_qs"
+#: In the metadata: whether the session is permanent.
+PERMANENT = "p"
+#: In the metadata: the client address the session is pinned to.
+ADDRESS = "a"
+
+
+def meta(permanent: bool, address: str | None) -> dict[str, Any]:
+    """A session's metadata."""
+    found: dict[str, Any] = {PERMANENT: permanent}
+    if address is not None:
+        found[ADDRESS] = address
+    return found
+
+
+def wrap(data: Mapping[str, Any], session_meta: dict[str, Any]) -> dict[str, Any]:
+    """What a serializer is handed: the data plus the metadata (a new dict)."""
+    return {**data, META_KEY: session_meta}
+
+
+def unwrap(stored: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(data, metadata or None if it has none) of what a serializer read;
+    ValueError if it is not a session."""
+    if not isinstance(stored, dict):
+        raise ValueError(f"session data is a {type(stored).__name__}, not a dict")
+    found = stored.pop(META_KEY, None)
+    return stored, found if isinstance(found, dict) else None
+
+
+def permanent_of(session_meta: Mapping[str, Any], default: bool) -> bool:
+    return bool(session_meta.get(PERMANENT, default))
+
+
+def address_of(session_meta: Mapping[str, Any]) -> str | None:
+    """The pin, if it is text (anything else was not written by us)."""
+    value = session_meta.get(ADDRESS)
+    return value if isinstance(value, str) else None
+
+
+# -- what a request changed, and merging it onto a newer record -----------------
+
+Changes = tuple[dict[str, Any], frozenset[str]]
+"""The top-level keys a request set (or changed in place), and those it deleted."""
+
+
+def diff(base: Mapping[str, Any], mine: Mapping[str, Any]) -> Changes:
+    """What turned *base* (as loaded) into *mine* (as the request leaves it)."""
+    updated = {k: v for k, v in mine.items() if k not in base or base[k] != v}
+    return updated, frozenset(base.keys() - mine.keys())
+
+
+def merge(changes: Changes, theirs: Mapping[str, Any]) -> dict[str, Any]:
+    """*changes* applied on top of a newer record's data *theirs*: on the same
+    key this request, the later writer, wins (the whole value of that key)."""
+    updated, deleted = changes
+    merged = {k: v for k, v in theirs.items() if k not in deleted}
+    merged.update(updated)
+    return merged

@@ -84,15 +84,18 @@ def utcnow() -> datetime:
 
 class SQLAlchemyStore(Store):
     name = "sqlalchemy"
+    can_count = True
+    needs_purge = True
 
     def __init__(
         self, engine: AsyncEngine, table: str = "sessions", *, owns_engine: bool = False
     ) -> None:
         self._engine = engine
-        self._table = session_table(table)
+        #: The sessions table (tests query it with their own statements).
+        self.table = session_table(table)
         self._owns_engine = owns_engine
-        self._table_ready = False
-        self._table_lock = anyio.Lock()
+        self.table_ready = False
+        self.table_lock = anyio.Lock()
 
     @classmethod
     def from_url(
@@ -120,8 +123,8 @@ class SQLAlchemyStore(Store):
         return self._engine.url.render_as_string(hide_password=True)
 
     async def _create_table(self) -> None:
-        async with self._table_lock:
-            if self._table_ready:
+        async with self.table_lock:
+            if self.table_ready:
                 return
             try:
                 await self._create_table_if_missing()
@@ -129,21 +132,21 @@ class SQLAlchemyStore(Store):
                 # Another process may have created it between our check and our
                 # CREATE TABLE: checking again finds it (or raises the real error).
                 await self._create_table_if_missing()
-            self._table_ready = True
+            self.table_ready = True
 
     async def _create_table_if_missing(self) -> None:
         async with self._engine.begin() as conn:
-            await conn.run_sync(self._table.create, checkfirst=True)
+            await conn.run_sync(self.table.create, checkfirst=True)
 
     @asynccontextmanager
     async def _connect(self) -> AsyncIterator[AsyncConnection]:
-        if not self._table_ready:
+        if not self.table_ready:
             await self._create_table()
         async with self._engine.connect() as conn:
             yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
     async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
-        table = self._table
+        table = self.table
         now = utcnow()
         live = (table.c.id == row_id(key)) & (table.c.expiry > now)
         read = select(table.c.data, table.c.version).where(live)
@@ -165,7 +168,7 @@ class SQLAlchemyStore(Store):
     async def save(
         self, key: str, payload: bytes, ttl: int, expected: Version | None
     ) -> SaveResult:
-        table = self._table
+        table = self.table
         now = utcnow()
         version = secrets.randbits(63)
         id_ = row_id(key)
@@ -189,7 +192,7 @@ class SQLAlchemyStore(Store):
         self, conn: AsyncConnection, values: dict[str, object], now: datetime
     ) -> bool:
         """Insert a new row; False if a live row holds the id (races included)."""
-        table = self._table
+        table = self.table
         try:
             await conn.execute(insert(table).values(values))
             return True
@@ -209,28 +212,17 @@ class SQLAlchemyStore(Store):
 
     async def delete(self, key: str) -> None:
         async with self._connect() as conn:
-            await conn.execute(delete(self._table).where(self._table.c.id == row_id(key)))
-
-    async def touch(self, key: str, ttl: int) -> bool:
-        table = self._table
-        now = utcnow()
-        async with self._connect() as conn:
-            touched = await conn.execute(
-                update(table)
-                .where(table.c.id == row_id(key), table.c.expiry > now)
-                .values(expiry=now + timedelta(seconds=ttl))
-            )
-        return touched.rowcount == 1
+            await conn.execute(delete(self.table).where(self.table.c.id == row_id(key)))
 
     async def purge_expired(self) -> int:
         async with self._connect() as conn:
-            purged = await conn.execute(delete(self._table).where(self._table.c.expiry <= utcnow()))
+            purged = await conn.execute(delete(self.table).where(self.table.c.expiry <= utcnow()))
         return purged.rowcount
 
     async def count(self, prefix: str) -> int:
         """Live records whose key starts with *prefix* (exact for prefixes of up
         to 211 characters: longer keys are stored hashed after those)."""
-        table = self._table
+        table = self.table
         # substr, not LIKE: LIKE ignores case on SQLite and treats % and _ as wildcards.
         starts = func.substr(table.c.id, 1, len(prefix)) == prefix
         async with self._connect() as conn:

@@ -1,0 +1,94 @@
+"""One store call: its timeout, its errors, and work that must not be cut short.
+
+Every store operation goes through ``StoreCalls.run``: it gets
+``SESSION_BACKEND_TIMEOUT``, and any failure becomes a ``SessionBackendError``
+chained to the driver's exception (and the ``session_store_error`` signal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+import anyio
+from blinker import Signal
+
+from . import signals
+from .deadlines import Deadlines
+from .errors import SessionBackendError
+from .runtime import running_trio
+from .stores.base import Store
+
+_T = TypeVar("_T")
+
+
+def send(signal: Signal, sender: object, **kwargs: Any) -> None:
+    """Send *signal* only if someone listens (building kwargs is the cost)."""
+    if signal.receivers:
+        signal.send(sender, **kwargs)
+
+
+class StoreCalls:
+    """Runs store operations within *timeout* seconds each."""
+
+    def __init__(self, timeout: float, sender: object) -> None:
+        self.timeout = timeout
+        self.sender = sender
+        self._deadlines: Deadlines | None = None
+
+    async def run(self, store: Store, func: Callable[..., Awaitable[_T]], *args: Any) -> _T:
+        """``await func(*args)``, a method of *store*, within the timeout; any
+        failure becomes a SessionBackendError chained to the driver's exception."""
+        timeout = self.timeout
+        try:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # Trio
+                with anyio.fail_after(timeout):
+                    return await func(*args)
+            deadlines = self._deadlines
+            if deadlines is None or deadlines.loop is not loop:
+                deadlines = self._deadlines = Deadlines(loop, timeout)
+            token = deadlines.arm()
+            try:
+                return await func(*args)
+            except asyncio.CancelledError:
+                if deadlines.timed_out(token):
+                    raise TimeoutError from None
+                raise
+            finally:
+                deadlines.disarm(token)
+        except TimeoutError as error:
+            failure = SessionBackendError(
+                store.name, store.address, f"{func.__name__} timed out after {timeout:g}s"
+            )
+            cause: BaseException = error
+        except Exception as error:  # noqa: BLE001 - any driver failure
+            failure = SessionBackendError(
+                store.name, store.address, f"{func.__name__} failed: {error!r}"
+            )
+            cause = error
+        send(signals.session_store_error, self.sender, error=failure)
+        raise failure from cause
+
+
+async def uncancellable(work: Coroutine[Any, Any, None]) -> None:
+    """Run *work* to its end even if the calling task is cancelled meanwhile;
+    the cancellation is re-raised afterwards."""
+    if running_trio():
+        with anyio.CancelScope(shield=True):  # Trio's shields stop every cancellation
+            await work
+        return
+    # anyio's shield does not stop a plain Task.cancel(), which is how Quart
+    # stops a websocket handler: run the work as its own task and outwait it.
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+    task.result()
+    if cancelled:
+        raise asyncio.CancelledError

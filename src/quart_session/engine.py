@@ -1,0 +1,464 @@
+"""SessionEngine: everything done with a session that is not HTTP.
+
+Load by id, create under a fresh id, save with compare-and-set and per-key
+merge, end (logout wins), regenerate — through one store-call policy
+(timeout, errors, signals). The Quart adapter (``interface.py``) uses it per
+request; the command line, tests and your own scripts use it directly::
+
+    engine = app.session_interface.engine
+    stored = await engine.load(sid)          # StoredSession or None
+    await engine.end(sid)                    # log that session out
+
+It knows nothing of requests, cookies or Quart.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from . import records, signals
+from .calls import StoreCalls, send
+from .compat import legacy_meta
+from .config import Settings
+from .errors import SessionBackendError, SessionConfigError, SessionConflictError, SessionDataError
+from .ids import IdCodec
+from .locks import SessionTurns
+from .serializers import Serializer, dumps_bytes
+from .stores import build_store
+from .stores.base import Outcome, Record, Store, Version
+
+logger = logging.getLogger("quart_session")
+
+#: How often a save retries after losing a compare-and-set to another request
+#: (the backoff below usually ends it sooner, at SESSION_BACKEND_TIMEOUT).
+MAX_SAVE_ATTEMPTS = 64
+#: Seconds of the first retry pause across processes, and the longest pause.
+BASE_BACKOFF = 0.002
+MAX_BACKOFF = 0.1
+#: How many moved markers a save or logout follows (regenerate() twice while
+#: one request runs); past that the session counts as gone.
+MAX_MOVES = 3
+#: Attempts to find an unused id; a collision of 256-bit ids does not happen,
+#: so a second failure means the store is broken.
+MAX_CREATE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Basis:
+    """The record a request's changes apply to: the session as it loaded (or
+    last saved) it."""
+
+    sid: str
+    #: The store's version of the record (the compare-and-set token).
+    version: Version
+    #: The record's bytes: what the request's changes are worked out against.
+    payload: bytes
+
+
+@dataclass(slots=True)
+class StoredSession:
+    """A session as its record holds it."""
+
+    sid: str
+    #: The store's version of the record (the compare-and-set token).
+    version: Version
+    #: The record's bytes: comparing a fresh encoding with them shows whether
+    #: anything changed, nested or not.
+    payload: bytes
+    data: dict[str, Any]
+    #: Whether the session is permanent, and its pinned address.
+    meta: dict[str, Any]
+
+    @property
+    def permanent(self) -> bool:
+        return bool(self.meta.get(records.PERMANENT, True))
+
+    @property
+    def address(self) -> str | None:
+        return records.address_of(self.meta)
+
+
+class Written(enum.Enum):
+    """What became of a save."""
+
+    SAVED = enum.auto()
+    #: Saved under the id ``regenerate()`` moved the session to meanwhile.
+    MOVED = enum.auto()
+    #: The session was ended (logout, expiry) meanwhile: nothing written.
+    GONE = enum.auto()
+
+
+class SessionEngine:
+    """Sessions in a store: see the module docstring.
+
+    *settings* come from :meth:`Settings.from_app`; the store is built from
+    them on first use (or given, e.g. a store shared by two apps). *sender*
+    is the sender of the signals (the app).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store | None = None,
+        sender: object = None,
+        build: Callable[[Settings], Store] = build_store,
+    ) -> None:
+        self._build = build
+        self._store = store
+        self.sender = sender
+        self._serializer: Serializer | None = None
+        self._turns = SessionTurns()
+        self.configure(settings)
+
+    def configure(self, settings: Settings) -> None:
+        """Use *settings* from now on (the store, once built, stays)."""
+        self.settings = settings
+        self.calls = StoreCalls(settings.backend_timeout, self.sender)
+        self.ids = IdCodec(settings.id_length, settings.secret_keys or None)
+        self._serializer = self._serializer or settings.serializer
+
+    # -- the store ------------------------------------------------------------------
+    @property
+    def has_store(self) -> bool:
+        return self._store is not None
+
+    @property
+    def store(self) -> Store:
+        """The store, built from the settings on first use."""
+        if self._store is None:
+            settings = self.settings
+            try:
+                store = self._build(settings)
+            except SessionConfigError:
+                raise
+            except Exception as error:
+                raise SessionBackendError(
+                    str(settings.store_type), "(not created)", f"could not be set up: {error!r}"
+                ) from error
+            limit = getattr(store, "max_payload", None)
+            if limit is not None and settings.max_size > limit:
+                raise SessionConfigError(
+                    f"SESSION_MAX_SIZE ({settings.max_size} bytes) is over what the "
+                    f"{store.name} store can hold ({limit} bytes); lower it"
+                )
+            self._store = store
+        return self._store
+
+    @store.setter
+    def store(self, store: Store) -> None:
+        """Use *store* from now on (e.g. one wrapped to count its calls)."""
+        self._store = store
+
+    async def start(self) -> None:
+        """Build the store and prove it is reachable."""
+        store = self.store
+        try:
+            await self.calls.run(store, store.ping)
+        except SessionBackendError as error:
+            # A store that refuses its configuration (a filesystem folder others
+            # can write to) is a configuration error, not an outage.
+            if isinstance(error.__cause__, SessionConfigError):
+                raise error.__cause__ from None
+            raise
+
+    async def close(self) -> None:
+        if self._store is not None:
+            store, self._store = self._store, None
+            await store.close()
+
+    @property
+    def serializer(self) -> Serializer:
+        assert self._serializer is not None
+        return self._serializer
+
+    @serializer.setter
+    def serializer(self, value: Serializer) -> None:
+        self._serializer = value
+
+    def key_for(self, sid: str) -> str:
+        """The store key of session *sid*."""
+        return self.settings.key_prefix + sid
+
+    # -- records ----------------------------------------------------------------------
+    def encode(self, data: Mapping[str, Any], meta: dict[str, Any]) -> bytes:
+        """*data* and *meta* as a record's payload; SessionDataError if that
+        cannot be stored or is over SESSION_MAX_SIZE (no store ever decides:
+        memcached would drop the old record on a value too large for it)."""
+        payload = dumps_bytes(self.serializer, records.wrap(data, meta))
+        limit = self.settings.max_size
+        if len(payload) > limit:
+            raise SessionDataError(
+                f"the session is {len(payload)} bytes once encoded, over "
+                f"SESSION_MAX_SIZE ({limit} bytes): not saved"
+            )
+        return payload
+
+    def decode(self, payload: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(data, meta) of a record's payload; ValueError if it is not a session."""
+        if records.is_marker(payload):
+            raise ValueError("the session has ended or moved to a new id")
+        try:
+            stored = self.serializer.loads(payload)
+        except Exception as error:
+            raise ValueError(f"undecodable session data: {error!r}") from error
+        data, meta = records.unwrap(stored)
+        if meta is None:
+            meta = legacy_meta(data, self.settings.permanent)
+        return data, meta
+
+    # -- reading --------------------------------------------------------------------
+    async def load(self, sid: str, *, refresh: bool = False) -> StoredSession | None:
+        """Session *sid*, or None if there is none (absent, expired, ended,
+        moved, corrupt: a corrupt record is logged). With *refresh* its expiry
+        is moved forward in the same round trip."""
+        record = await self.load_record(sid, self.settings.lifetime if refresh else None)
+        if record is None or records.is_marker(record.payload):
+            return None
+        try:
+            data, meta = self.decode(record.payload)
+        except ValueError as error:
+            logger.warning("Starting a fresh session: stored session is corrupt (%s)", error)
+            return None
+        return StoredSession(sid, record.version, record.payload, data, meta)
+
+    async def load_record(self, sid: str, refresh: int | None = None) -> Record | None:
+        """The raw record of session *sid* (a marker included), or None; with
+        *refresh*, its expiry reset to that many seconds in the same round trip."""
+        store = self.store
+        return await self.calls.run(store, store.load, self.key_for(sid), refresh)
+
+    async def count(self) -> int:
+        """Live records under this app's key prefix; NotImplementedError where
+        the store cannot count."""
+        store = self.store
+        return await self.calls.run(store, store.count, self.settings.key_prefix)
+
+    async def purge_expired(self) -> int:
+        """Remove expired records where the store does not do it itself."""
+        store = self.store
+        return await self.calls.run(store, store.purge_expired)
+
+    # -- creating -------------------------------------------------------------------
+    async def create(self, data: dict[str, Any], meta: dict[str, Any]) -> StoredSession:
+        """Store a new session under a fresh id (*data* becomes its data)."""
+        payload = self.encode(data, meta)
+        sid, version = await self._create_record(payload)
+        send(signals.session_created, self.sender, sid=sid)
+        return StoredSession(sid, version, payload, data, meta)
+
+    async def _create_record(self, payload: bytes) -> tuple[str, Version]:
+        store = self.store
+        for _ in range(MAX_CREATE_ATTEMPTS):
+            sid = self.ids.new()
+            result = await self.calls.run(
+                store, store.save, self.key_for(sid), payload, self.settings.lifetime, None
+            )
+            if not isinstance(result, Outcome):
+                return sid, result
+        raise SessionBackendError(
+            store.name, store.address, "the store reports every new session id as taken"
+        )
+
+    # -- saving ---------------------------------------------------------------------
+    async def save(
+        self, loaded: Basis | StoredSession, data: dict[str, Any], meta: dict[str, Any]
+    ) -> tuple[Written, StoredSession | None]:
+        """Store *data* and *meta* over *loaded*, the session as this request
+        loaded (or last saved) it: compare-and-set, and on conflict this
+        request's changes merged onto the newer record.
+
+        Returns what became of it and the session as stored now (its data the
+        merged data after a merge; None if nothing was written: unchanged, or
+        gone). Saves of one session in this process take
+        turns instead of colliding in the store; across processes, retries back
+        off exponentially within ``SESSION_BACKEND_TIMEOUT``.
+        """
+        payload = self.encode(data, meta)
+        if payload == loaded.payload:
+            return Written.SAVED, None
+        async with self._turns.take(loaded.sid) as turn:
+            written, stored = await self._save_in_turn(loaded, data, meta, payload, turn.latest)
+            turn.latest = None
+            if stored is not None and written is Written.SAVED and turn.released is not None:
+                # Another save of this session waits: hand it what we stored.
+                turn.latest = Record(stored.payload, stored.version)
+            return written, stored
+
+    async def _save_in_turn(
+        self,
+        loaded: Basis | StoredSession,
+        data: dict[str, Any],
+        meta: dict[str, Any],
+        payload: bytes,
+        latest: Record | None,
+    ) -> tuple[Written, StoredSession | None]:
+        store, lifetime = self.store, self.settings.lifetime
+        sid, expected = loaded.sid, loaded.version
+        # Saved by this process since this request loaded it: merge onto that
+        # now rather than lose a compare-and-set against it first.
+        current = latest if latest is not None and latest.version != expected else None
+        changes: records.Changes | None = None
+        merged = data  # until a merge makes other data
+        give_up_at = 0.0
+        moves = 0
+        for attempt in range(1, MAX_SAVE_ATTEMPTS + 1):
+            if current is not None:
+                if changes is None:
+                    changes = records.diff(self._data_of(loaded.payload), data)
+                merged = records.merge(changes, self._data_of(current.payload))
+                payload = self.encode(merged, meta)
+                expected = current.version
+                send(signals.session_conflict_merged, self.sender, sid=sid, attempt=attempt)
+            result = await self.calls.run(
+                store, store.save, self.key_for(sid), payload, lifetime, expected
+            )
+            if result is Outcome.GONE:
+                return Written.GONE, None
+            if not isinstance(result, Outcome):
+                send(signals.session_saved, self.sender, sid=sid)
+                written = Written.MOVED if sid != loaded.sid else Written.SAVED
+                return written, StoredSession(sid, result, payload, merged, meta)
+            current = await self.load_record(sid)
+            target = None if current is None else records.moved_to(current.payload)
+            if target is not None and moves < MAX_MOVES:
+                # regenerate() moved the session while this request ran: the
+                # change still belongs to it, under its new id.
+                moves += 1
+                sid, current = target, await self.load_record(target)
+            if current is None or records.is_marker(current.payload):
+                return Written.GONE, None
+            if attempt == 1:
+                give_up_at = time.monotonic() + self.settings.backend_timeout
+            else:
+                # Other processes write this session too: back off exponentially
+                # (full jitter), but never past the time a store call may take.
+                pause = random.uniform(0, min(MAX_BACKOFF, BASE_BACKOFF * 2 ** (attempt - 2)))
+                if time.monotonic() + pause > give_up_at:
+                    break
+                await anyio.sleep(pause)
+        raise SessionConflictError(
+            f"session changes not saved: {attempt} compare-and-set attempts within "
+            f"{self.settings.backend_timeout:g}s all lost to concurrent writes of the same session"
+        )
+
+    def _data_of(self, payload: bytes) -> dict[str, Any]:
+        """The data of a newer record to merge onto ({} if it is corrupt)."""
+        try:
+            return self.decode(payload)[0]
+        except ValueError:
+            return {}
+
+    # -- ending and moving ----------------------------------------------------------
+    async def end(self, sid: str, version: Version | None = None) -> None:
+        """End session *sid* for good (logout; revocation from a script).
+
+        A ``regenerate()`` racing this must not move the data away unseen: if
+        it already did, the marker it left names the new id, which is ended
+        too. *version* is the one the caller loaded, if any.
+        """
+        await self._end(sid, version, 0)
+        send(signals.session_deleted, self.sender, sid=sid)
+
+    async def _end(self, sid: str, version: Version | None, hops: int) -> None:
+        store, key = self.store, self.key_for(sid)
+        if store.can_take:
+            # One atomic step: whatever the key held is gone, and if it was a
+            # moved marker, the session it names is ended too.
+            taken = await self.calls.run(store, store.take, key)
+            target = None if taken is None else records.moved_to(taken.payload)
+            if target is not None and hops < MAX_MOVES:
+                await self._end(target, None, hops + 1)
+            return
+        # Otherwise: replace the record by an ended marker with compare-and-set
+        # (a racing move then fails, or has left its marker here), then delete.
+        for _ in range(MAX_SAVE_ATTEMPTS):
+            if version is None:
+                current = await self.load_record(sid)
+                if current is None:
+                    return
+                version = current.version
+                if current.payload == records.ENDED:
+                    break
+            result = await self.calls.run(
+                store, store.save, key, records.ENDED, self.settings.lifetime, version
+            )
+            if result is Outcome.GONE:
+                return
+            if not isinstance(result, Outcome):
+                break
+            current = await self.load_record(sid)  # written since it was loaded: by whom?
+            if current is None:
+                return
+            target = records.moved_to(current.payload)
+            if target is not None and hops < MAX_MOVES:
+                await self._end(target, None, hops + 1)
+            if current.payload == records.ENDED:
+                break
+            version = current.version
+        await self.calls.run(store, store.delete, key)
+
+    async def regenerate(
+        self,
+        loaded: Basis | StoredSession,
+        data: dict[str, Any],
+        meta: dict[str, Any],
+        *,
+        leave_marker: bool = True,
+    ) -> StoredSession | None:
+        """Move the session *loaded* (with *data* and *meta* as the caller has
+        them now) to a fresh id; the old id stops working.
+
+        None, with nothing left behind, if the session was ended or moved
+        meanwhile: logout wins. Without *leave_marker* the old key is deleted
+        rather than left naming the new id (for callers that know no request
+        can still act on the old record).
+        """
+        store, lifetime = self.store, self.settings.lifetime
+        from_key = self.key_for(loaded.sid)
+        payload = self.encode(data, meta)
+        sid, version = await self._create_record(payload)
+        merged = data  # until a merge makes other data
+        expected = loaded.version
+        changes: records.Changes | None = None
+        for _ in range(MAX_SAVE_ATTEMPTS):
+            result = await self.calls.run(
+                store, store.save, from_key, records.moved(sid), lifetime, expected
+            )
+            if not isinstance(result, Outcome):
+                if not leave_marker:
+                    await self.calls.run(store, store.delete, from_key)
+                send(signals.session_created, self.sender, sid=sid)
+                send(signals.session_regenerated, self.sender, old_sid=loaded.sid, sid=sid)
+                return StoredSession(sid, version, payload, merged, meta)
+            current = None
+            if result is Outcome.CONFLICT:
+                current = await self.calls.run(store, store.load, from_key)
+            if current is None or records.is_marker(current.payload):
+                await self.calls.run(store, store.delete, self.key_for(sid))
+                return None
+            # Another request saved the old record meanwhile: carry its changes over.
+            if changes is None:
+                changes = records.diff(self._data_of(loaded.payload), data)
+            merged = records.merge(changes, self._data_of(current.payload))
+            payload = self.encode(merged, meta)
+            rewritten = await self.calls.run(
+                store, store.save, self.key_for(sid), payload, lifetime, version
+            )
+            if isinstance(rewritten, Outcome):  # nobody else knows the new id yet
+                raise SessionBackendError(
+                    store.name, store.address, "a session under a fresh id changed unexpectedly"
+                )
+            version, expected = rewritten, current.version
+        await self.calls.run(store, store.delete, self.key_for(sid))
+        raise SessionConflictError(
+            f"gave up regenerating after {MAX_SAVE_ATTEMPTS} conflicting concurrent writes"
+        )
