@@ -94,3 +94,61 @@ run_quart_compat_checks() {
     echo "== $("$dir/bin/python" --version), Quart $("$dir/bin/python" -c 'import importlib.metadata as m; print(m.version("quart"))'): the Quart-facing suites"
     "$dir/bin/python" -m pytest "${QUART_COMPAT_TESTS[@]}" "$@"
 }
+
+# check_package DIR: build the sdist and the wheel with DIR's Python (the wheel
+# from the sdist, as pip builds it), check their metadata, install the wheel with
+# every extra into a fresh virtualenv and import the package from there. A file
+# the wheel leaves out (a store module, py.typed) or a dependency it forgets to
+# declare fails here rather than for users. .venv-wheel is made anew each run;
+# pip's cache keeps that quick.
+check_package() {
+    local dir=$1 work=.venv-wheel
+    echo "== the package: sdist and wheel, twine check, the wheel in a fresh virtualenv"
+    rm -rf "$work"
+    mkdir "$work"
+    "$dir/bin/python" -m build --outdir "$work/dist" . >"$work/build.log" 2>&1 || {
+        cat "$work/build.log" >&2
+        return 1
+    }
+    "$dir/bin/twine" check --strict "$work"/dist/*
+    local wheels=("$work"/dist/*.whl)
+    "$dir/bin/python" -m venv "$work/venv"
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$work/venv/bin/python" -m pip install -q "${wheels[0]}[all]" \
+        >"$work/pip.log" 2>&1 || {
+        cat "$work/pip.log" >&2
+        return 1
+    }
+    # -I: neither the working directory nor PYTHONPATH may supply the package.
+    "$work/venv/bin/python" -I - "$PWD/src/quart_session" <<'PY'
+import importlib
+import importlib.metadata
+import importlib.resources
+import pkgutil
+import sys
+from pathlib import Path
+
+source = Path(sys.argv[1])
+package = importlib.import_module("quart_session")
+if not str(package.__file__).startswith(sys.prefix):
+    sys.exit(f"quart_session was imported from {package.__file__}, not from the wheel")
+# Every file of the source tree is installed: walking the installed package alone
+# would never notice a module the wheel left out.
+installed = {
+    str(file) for file in importlib.metadata.files("quart-session") or ()
+    if file.parts[0] == "quart_session" and file.suffix != ".pyc"
+}
+expected = {
+    str(file.relative_to(source.parent)) for file in source.rglob("*")
+    if file.is_file() and "__pycache__" not in file.parts
+}
+if missing := sorted(expected - installed):
+    sys.exit(f"files missing from the wheel: {', '.join(missing)}")
+if not importlib.resources.files("quart_session").joinpath("py.typed").is_file():
+    sys.exit("py.typed is not in the installed package")
+modules = ["quart_session"]
+for module in pkgutil.walk_packages(package.__path__, "quart_session."):
+    modules.append(module.name)
+    importlib.import_module(module.name)  # every store module, with its extra's client
+print(f"   {len(modules)} modules and py.typed import from the installed wheel")
+PY
+}
