@@ -20,8 +20,8 @@ from quart import Quart
 from quart_trio import QuartTrio
 from redis.asyncio import Redis, RedisCluster
 
-from quart_session.stores.glide import GlideDriver
 from quart_session.stores.redis import decode
+from quart_session.stores.redis.glide import GlideDriver
 
 from .behaviour import Browser, ReadRaw, SessionBehaviour
 from .concurrency import ConcurrencyBehaviour, OutageBehaviour

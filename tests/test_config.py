@@ -25,7 +25,7 @@ def make_app(tmp_path: Path, **config: Any) -> Quart:
     ("config", "message"),
     [
         ({"SESSION_TYPE": "rediss"}, "SESSION_TYPE 'rediss' is unknown"),
-        ({"SESSION_TYPE": 3}, "SESSION_TYPE must be str"),
+        ({"SESSION_TYPE": 3}, "SESSION_TYPE must be a store name, a Store instance or "),
         ({"SESSION_PERMANENT": "yes"}, "SESSION_PERMANENT must be bool"),
         ({"SESSION_ID_LENGTH": 8}, "SESSION_ID_LENGTH must be between 16 and 128"),
         ({"SESSION_ID_LENGTH": True}, "SESSION_ID_LENGTH must be int"),

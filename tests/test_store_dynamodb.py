@@ -95,7 +95,7 @@ class TestDynamoDBStore(StoreContract):
         await store.load(KEY, refresh_ttl=600)
         deadline, expiry = await remaining()
         assert 590 < deadline <= 600 and 590 < expiry <= 601
-        assert await store.touch(KEY, 900)
+        assert await store.load(KEY, refresh_ttl=900) is not None
         deadline, expiry = await remaining()
         assert 890 < deadline <= 900 and 890 < expiry <= 901
 
@@ -108,7 +108,6 @@ class TestDynamoDBStore(StoreContract):
 
         assert await store.load(KEY) is None
         assert await store.load(KEY, refresh_ttl=60) is None
-        assert await store.touch(KEY, 60) is False
         assert await store.save(KEY, b"new", 60, 7) is Outcome.GONE
         assert await store.count("session:") == 0
         version = await create(store, payload=b"fresh")  # the leftover does not block it
@@ -147,7 +146,6 @@ class TestDynamoDBStore(StoreContract):
         # A failed compare-and-set returns the old item: still one request.
         assert await operations(lambda: store.save(KEY, b"x", 60, version)) == ["PutItem"]  # type: ignore[arg-type]
         assert await operations(lambda: store.save("session:new", b"x", 60, None)) == ["PutItem"]
-        assert await operations(lambda: store.touch(KEY, 60)) == ["UpdateItem"]
         assert await operations(lambda: store.delete(KEY)) == ["DeleteItem"]
 
     async def test_ping_fails_quickly_on_a_closed_port(self) -> None:

@@ -253,7 +253,7 @@ async def test_a_session_file_of_another_user_is_absent(
     await store.save(KEY, b"planted", 60, None)
     os.chown(file_of(folder, KEY), OTHER_UID, OTHER_UID)
     assert await store.load(KEY) is None
-    assert await store.touch(KEY, 60) is False
+    assert await store.load(KEY, refresh_ttl=60) is None
     assert await store.count("session:") == 0
     assert await store.save(KEY, b"x", 60, "any-version") is Outcome.GONE
     version = await store.save(KEY, b"ours", 60, None)
@@ -282,7 +282,7 @@ async def test_a_session_file_symlink_is_never_followed(
     file_of(folder, KEY).rename(outside)
     file_of(folder, KEY).symlink_to(outside)
     assert await store.load(KEY) is None
-    assert await store.touch(KEY, 60) is False
+    assert await store.load(KEY, refresh_ttl=60) is None
     assert warnings()
 
 
@@ -381,7 +381,6 @@ async def test_a_corrupt_live_file_is_absent_and_can_be_replaced(
     plant(file_of(folder, KEY), content)
     assert await store.load(KEY) is None
     assert await store.load(KEY, refresh_ttl=60) is None
-    assert await store.touch(KEY, 60) is False
     assert await store.save(KEY, b"new", 60, "0123456789abcdef") is Outcome.GONE
     version = await store.save(KEY, b"new", 60, None)
     assert await store.load(KEY) == Record(b"new", version)  # type: ignore[arg-type]

@@ -18,8 +18,8 @@ from glide import (
 from redis.asyncio import Redis
 
 from quart_session.errors import SessionConfigError
-from quart_session.stores.glide import GlideDriver
 from quart_session.stores.redis import RedisStore
+from quart_session.stores.redis.glide import GlideDriver
 
 from .contract import StoreContract
 from .redis_servers import (  # noqa: F401 - fixtures

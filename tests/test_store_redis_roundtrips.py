@@ -55,7 +55,6 @@ class RoundTrips(redis_roundtrips.CountsCommands):
             key = f"session:warm{n}"
             await store.save(key, b"w", 60, None)
             await store.load(key, 60)
-            await store.touch(key, 60)
             if all(key_count(port) for port in ports):
                 return
         raise AssertionError("200 records and still a server holds none")
@@ -72,7 +71,6 @@ class RoundTrips(redis_roundtrips.CountsCommands):
         assert await self.commands(counter, store.save(KEY, b"2", 60, version.version)) == SAVE
         stale = store.save(KEY, b"3", 60, version.version)
         assert await self.commands(counter, stale) == {"evalsha": 1, "getrange": 1}
-        assert await self.commands(counter, store.touch(KEY, 60)) == {"expire": 1}
         assert await self.commands(counter, store.delete(KEY)) == {"unlink": 1}
 
     async def test_script_is_loaded_again_after_noscript(

@@ -19,17 +19,7 @@ from quart import Quart
 
 from .errors import SessionConfigError
 from .serializers import Serializer, resolve_serializer
-
-STORE_TYPES = (
-    "redis",
-    "memcached",
-    "sqlalchemy",
-    "mongodb",
-    "dynamodb",
-    "filesystem",
-    "memory",
-    "null",
-)
+from .stores import resolve_store_type
 
 DEFAULTS: dict[str, Any] = {
     "SESSION_TYPE": "filesystem",
@@ -70,7 +60,6 @@ ALIASES = {
     "SESSION_PROTECTION": "SESSION_HIJACK_PROTECTION",
     "SESSION_REVERSE_PROXY": "SESSION_HIJACK_REVERSE_PROXY",
 }
-TYPE_ALIASES = {"redis+trio": "redis"}
 
 #: The latest deadline a cookie's Expires can hold (9999-12-31 23:59:59 UTC);
 #: every store but memcached holds as much.
@@ -262,13 +251,7 @@ class Settings:
     @classmethod
     def from_app(cls, app: Quart) -> Settings:
         values = effective_config(app.config)
-        store_type = _check(values, "SESSION_TYPE", str)
-        store_type = TYPE_ALIASES.get(store_type, store_type)
-        if store_type not in STORE_TYPES:
-            raise SessionConfigError(
-                f"SESSION_TYPE {values['SESSION_TYPE']!r} is unknown; use one of "
-                + ", ".join(STORE_TYPES)
-            )
+        store_type = resolve_store_type(values["SESSION_TYPE"])
         use_signer = _check(values, "SESSION_USE_SIGNER", bool)
         secret_keys: tuple[str | bytes, ...] = ()
         if use_signer:

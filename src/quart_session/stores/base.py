@@ -5,6 +5,10 @@ dict. Each record carries a *version*, an opaque token the store hands out on
 load and checks on save, so that two requests writing one session can be told
 apart (compare-and-set). Every record has a time to live; stores without native
 expiry check it on read and offer ``purge_expired``.
+
+What a store can do beyond the abstract methods is declared by flags on its
+class (``can_take``, ``can_count``, ``needs_purge``), never discovered by
+calling and catching: the callers (engine, CLI) read the flags.
 """
 
 from __future__ import annotations
@@ -51,6 +55,13 @@ class Store(ABC):
     #: Whether ``take`` is offered: stores without it end sessions by
     #: compare-and-set, one round trip more.
     can_take: bool = False
+    #: Whether ``count`` is offered (``quart session count``); memcached cannot
+    #: list its keys.
+    can_count: bool = False
+    #: Whether expired records stay in the backend until ``purge_expired``
+    #: removes them (no native expiry, or one that lags): ``quart session
+    #: cleanup`` runs only for these.
+    needs_purge: bool = False
 
     @property
     def address(self) -> str:
@@ -88,20 +99,14 @@ class Store(ABC):
         removal. Offered where ``can_take`` is true."""
         raise NotImplementedError(f"the {self.name} store cannot take a record")
 
-    @abstractmethod
-    async def touch(self, key: str, ttl: int) -> bool:
-        """Reset the time to live of *key*; False if the record does not exist."""
-
     async def purge_expired(self) -> int:
-        """Remove expired records; returns how many. Stores with native expiry
-        have nothing to do."""
+        """Remove expired records; returns how many. Stores whose backend
+        expires records itself (``needs_purge`` false) have nothing to do."""
         return 0
 
     async def count(self, prefix: str) -> int:
         """How many live records the store holds whose key starts with *prefix*.
-
-        Stores that cannot count (memcached) raise NotImplementedError.
-        """
+        Offered where ``can_count`` is true."""
         raise NotImplementedError(f"the {self.name} store cannot count its sessions")
 
     async def ping(self) -> None:

@@ -53,6 +53,8 @@ def _is_live(item: Item) -> bool:
 
 class DynamoDBStore(Store):
     name = "dynamodb"
+    can_count = True
+    needs_purge = True
 
     def __init__(
         self,
@@ -204,14 +206,6 @@ class DynamoDBStore(Store):
     async def delete(self, key: str) -> None:
         client = await self._ready()
         await client.delete_item(**self._key(key))
-
-    async def touch(self, key: str, ttl: int) -> bool:
-        client = await self._ready()
-        try:
-            await client.update_item(**self._refresh(key, ttl))
-        except client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
 
     async def _scan(self, **request: Any) -> AsyncIterator[dict[str, Any]]:
         """Every page of a scan of the table."""

@@ -85,6 +85,8 @@ _Found = _Live | _Dead | None
 
 class FileSystemStore(Store):
     name = "filesystem"
+    can_count = True
+    needs_purge = True
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self._dir = Path(directory)
@@ -238,15 +240,6 @@ class FileSystemStore(Store):
                 path.unlink(missing_ok=True)
 
         await self._run(delete)
-
-    async def touch(self, key: str, ttl: int) -> bool:
-        path = self._path(key)
-
-        def touch() -> bool:
-            with self._locked(path):
-                return isinstance(self._inspect(path, refresh_ttl=ttl), _Live)
-
-        return await self._run(touch)
 
     def _session_files(self) -> Iterator[Path]:
         """Everything named like a session file, whatever its type: a planted

@@ -7,10 +7,10 @@ a second, racy ``gets``. With meta commands every operation is one round trip:
 * load: ``mg <key> v c`` (plus ``T<ttl>`` for sliding expiry, like ``gats``);
 * create: ``ms <key> <len> c T<ttl> ME`` (mode E is ``add``);
 * save: ``ms <key> <len> c T<ttl> C<cas>`` (compare-and-set on the cas token);
-* touch: ``mg <key> T<ttl>``; delete: ``md <key>``.
+* delete: ``md <key>``.
 
 The version of a record is its cas token: memcached changes it on every write
-and not on a touch. Memcached cannot list keys, so ``count`` is not offered.
+and not when only the TTL is refreshed. Memcached cannot list keys, so ``count`` is not offered.
 
 Two limits of memcached are checked here, before anything is sent, because the
 server's own answer to them loses the session: a value over its item size limit
@@ -227,11 +227,6 @@ class MemcachedStore(Store):
 
     async def delete(self, key: str) -> None:
         await self._command(b"md %s" % memcached_key(key), expect=(b"HD", b"NF"))
-
-    async def touch(self, key: str, ttl: int) -> bool:
-        line = b"mg %s T%d" % (memcached_key(key), expiry_token(ttl))
-        status, _, _ = await self._command(line, expect=(b"HD", b"EN"))
-        return status == b"HD"
 
     async def close(self) -> None:
         if self._owns_client:

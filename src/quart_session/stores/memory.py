@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 class MemoryStore(Store):
     name = "memory"
     can_take = True
+    can_count = True
+    needs_purge = True
 
     def __init__(self) -> None:
         # key -> (payload, version, monotonic deadline)
@@ -64,13 +66,6 @@ class MemoryStore(Store):
             return None
         del self._records[key]
         return Record(entry[0], entry[1])
-
-    async def touch(self, key: str, ttl: int) -> bool:
-        entry = self._live(key)
-        if entry is None:
-            return False
-        self._records[key] = (entry[0], entry[1], time.monotonic() + ttl)
-        return True
 
     async def purge_expired(self) -> int:
         now = time.monotonic()

@@ -54,6 +54,8 @@ def _live() -> Document:
 
 class MongoDBStore(Store):
     name = "mongodb"
+    can_count = True
+    needs_purge = True
 
     def __init__(
         self,

@@ -15,6 +15,7 @@ logger = logging.getLogger("quart_session")
 
 class NullStore(Store):
     name = "null"
+    can_count = True
 
     def __init__(self) -> None:
         logger.warning("SESSION_TYPE is 'null': sessions are never stored and last one request")
@@ -29,9 +30,6 @@ class NullStore(Store):
 
     async def delete(self, key: str) -> None:
         return None
-
-    async def touch(self, key: str, ttl: int) -> bool:
-        return False
 
     async def count(self, prefix: str) -> int:
         return 0

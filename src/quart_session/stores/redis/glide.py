@@ -22,8 +22,8 @@ from glide import (
     ServerCredentials,
 )
 
-from ..errors import SessionConfigError
-from .redis import SAVE_SCRIPT
+from ...errors import SessionConfigError
+from .protocol import SAVE_SCRIPT
 
 GlideAnyClient = GlideClient | GlideClusterClient
 
@@ -83,10 +83,6 @@ class GlideDriver:
     async def getdel(self, key: str) -> bytes | None:
         client = await self._client()
         return await client.getdel(key)
-
-    async def expire(self, key: str, ttl: int) -> bool:
-        client = await self._client()
-        return await client.expire(key, ttl)
 
     async def count(self, pattern: bytes) -> int:
         client = await self._client()
