@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from itsdangerous import BadSignature, Signer
 from quart.json.tag import JSONTag
@@ -31,6 +31,12 @@ from werkzeug.http import parse_date
 
 from . import records
 from .addresses import forwarded_client, same_client
+from .records import permanent_of
+from .signals import hijack_detected
+
+if TYPE_CHECKING:
+    from .engine import SessionEngine
+    from .session import ServerSideSession
 
 #: 3.0's config key names that still work: old name -> new name.
 CONFIG_KEY_ALIASES = {
@@ -107,3 +113,42 @@ class LegacyDateTimeTag(JSONTag):
 
     def to_python(self, value: Any) -> Any:
         return parse_date(value)
+
+
+# -- moving a 3.0 session to a new id -------------------------------------------------
+
+
+async def migrate(
+    engine: SessionEngine,
+    legacy_sid: str,
+    fresh: ServerSideSession,
+    *,
+    pinned: bool,
+    trusted_proxies: int | None,
+) -> bool:
+    """Move the 3.0 session *legacy_sid* into *fresh* (a new session of this
+    request, pinned to its client when *pinned*) under a new id, once, so that
+    upgrading logs nobody out. False if there was nothing to move, or it was
+    pinned to another client (then it is ended), or another request moved or
+    ended it meanwhile."""
+    stored = await engine.load(legacy_sid)
+    if stored is None:
+        return False
+    pin = stored.data.pop(LEGACY_PIN_KEY, None)
+    if (
+        pinned
+        and pin is not None
+        and not legacy_pin_holds(str(pin), fresh.client_address, trusted_proxies)
+    ):
+        hijack_detected(engine.sender, legacy_sid, str(pin), fresh.client_address)
+        await engine.end(legacy_sid, stored.version)
+        return False
+    fresh.permanent = permanent_of(stored.meta, engine.settings.permanent)
+    # Every request with the old cookie migrates (or fails to) while opening,
+    # so none can act on the old record later: no marker is left there.
+    moved = await engine.regenerate(stored, stored.data, fresh.meta(), leave_marker=False)
+    if moved is None:
+        return False
+    fresh.adopt(moved)
+    fresh.modified = True  # the response must carry the new id
+    return True

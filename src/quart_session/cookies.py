@@ -6,6 +6,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from quart.wrappers import BaseRequestWebsocket
+from quart.wrappers import Response as QuartResponse
 from werkzeug.http import dump_cookie
 from werkzeug.sansio.response import Response
 
@@ -33,6 +34,25 @@ def read_cookie(request: BaseRequestWebsocket, name: str) -> str | None:
         if key == name and " " not in value:
             return value
     return None
+
+
+def sends_a_file(response: Response) -> bool:
+    """Whether *response* sends a file (``send_file``, static files)."""
+    # An HTTPException answers with a plain Werkzeug response, which has no
+    # file body classes.
+    return isinstance(response, QuartResponse) and isinstance(
+        response.response, (response.file_body_class, response.io_body_class)
+    )
+
+
+def vary_on_cookie(response: Response) -> None:
+    """Add ``Vary: Cookie`` to *response*."""
+    # getlist, not `in`: Werkzeug answers `in` by raising and catching a
+    # KeyError (1 µs on every request that reads its session).
+    if response.headers.getlist("Vary"):
+        response.vary.add("Cookie")
+    else:  # the common case, without parsing and rewriting a header set
+        response.headers.add("Vary", "Cookie")
 
 
 class SessionCookie:

@@ -6,69 +6,17 @@ import logging
 from collections.abc import AsyncGenerator
 from typing import Any, cast
 
-from quart import Quart, Response, current_app
+from quart import Quart, current_app
 from quart import session as current_session
 
+from .answers import DEFAULT_HANDLERS
 from .cli import session_cli
 from .config import Settings
 from .engine import SessionEngine
-from .errors import SessionBackendError, SessionConflictError, SessionDataError
 from .interface import ServerSideSessionInterface
 from .session import ServerSideSession
 
 logger = logging.getLogger("quart_session")
-
-#: Seconds a client is asked to wait when the store is unavailable.
-RETRY_AFTER = 5
-
-
-async def store_unavailable(error: SessionBackendError) -> Response:
-    """Default answer to a failing store: 503 with ``Retry-After``.
-
-    Applications replace it with ``app.register_error_handler(SessionBackendError, ...)``.
-    """
-    logger.error("%s", error, exc_info=error)
-    return Response(
-        "The session store is unavailable; please retry shortly.\n",
-        status=503,
-        headers={"Retry-After": str(RETRY_AFTER)},
-        mimetype="text/plain",
-    )
-
-
-async def session_data_refused(error: SessionDataError) -> Response:
-    """Default answer to session data that cannot be stored: 400.
-
-    Such data nearly always comes from the request (text with a lone surrogate,
-    input nested too deep, an upload kept in the session); the stored session
-    is unchanged.
-    """
-    logger.warning("Session not saved: %s", error)
-    return Response(
-        "The session could not be saved: its data cannot be stored.\n",
-        status=400,
-        mimetype="text/plain",
-    )
-
-
-async def session_conflict(error: SessionConflictError) -> Response:
-    """Default answer to a save that lost every retry to concurrent writers: 409."""
-    logger.warning("%s", error)
-    return Response(
-        "The session was changed by too many requests at once; please retry.\n",
-        status=409,
-        headers={"Retry-After": "1"},
-        mimetype="text/plain",
-    )
-
-
-#: The answer each of our errors gets unless the app registers its own handler.
-DEFAULT_HANDLERS: dict[type[Exception], Any] = {
-    SessionBackendError: store_unavailable,
-    SessionDataError: session_data_refused,
-    SessionConflictError: session_conflict,
-}
-
 
 class Session:
     """Server-side sessions for a Quart app: ``Session(app)`` or

@@ -7,15 +7,48 @@ value that may have been changed in place (``session["cart"].append(x)``).
 
 from __future__ import annotations
 
+import enum
+import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from quart.sessions import SessionMixin
 
+from . import records
+from .engine import Basis, SessionEngine, StoredSession, Written
 from .stores.base import Version
 
 if TYPE_CHECKING:
     from _collections_abc import dict_items, dict_keys, dict_values
+
+logger = logging.getLogger("quart_session")
+
+
+class Persisted(enum.Enum):
+    """What storing a request's changes did."""
+
+    #: A new session nobody wrote to (or cleared before it was stored).
+    NOTHING = enum.auto()
+    #: A loaded session nobody changed.
+    UNCHANGED = enum.auto()
+    CREATED = enum.auto()
+    #: A new session that was not stored: creating was not allowed (websockets).
+    NOT_CREATED = enum.auto()
+    SAVED = enum.auto()
+    #: Saved under the id regenerate() moved the session to meanwhile.
+    MOVED = enum.auto()
+    #: Ended by this request (clear()).
+    ENDED = enum.auto()
+    #: Ended by another request meanwhile: nothing saved.
+    GONE = enum.auto()
+
+
+_PERSISTED = {
+    Written.SAVED: Persisted.SAVED,
+    Written.MOVED: Persisted.MOVED,
+    Written.GONE: Persisted.GONE,
+}
+
 
 # Values of these types cannot be changed in place, so reading them cannot
 # hide a nested mutation.
@@ -170,6 +203,95 @@ class ServerSideSession(dict[str, Any], SessionMixin):
     def snapshot(self) -> dict[str, Any]:
         """The data as a plain dict, without marking the session accessed."""
         return dict(super().items())
+
+    # -- handing the session to the engine and back ----------------------------------
+    @classmethod
+    def from_stored(cls, stored: StoredSession, default_permanent: bool) -> ServerSideSession:
+        """The session a request sees for *stored*."""
+        return cls(
+            stored.data,
+            sid=stored.sid,
+            version=stored.version,
+            payload=stored.payload,
+            permanent=records.permanent_of(stored.meta, default_permanent),
+            client_address=stored.address,
+        )
+
+    def meta(self) -> dict[str, Any]:
+        """The metadata stored beside the data."""
+        return records.meta(self._permanent, self.client_address)
+
+    def basis(self) -> Basis:
+        """The record this session's changes apply to."""
+        assert self.sid is not None
+        assert self.version is not None
+        assert self.loaded_payload is not None
+        return Basis(self.sid, self.version, self.loaded_payload)
+
+    def adopt(self, stored: StoredSession, sent: dict[str, Any] | None = None) -> None:
+        """Stand for *stored* from now on; take its data too, unless it is what
+        was *sent* (a merge gives other data: later saves diff against it)."""
+        if stored.data is not sent:
+            super().clear()
+            super().update(stored.data)
+        self.sid, self.version, self.loaded_payload = stored.sid, stored.version, stored.payload
+
+    async def persist(
+        self, engine: SessionEngine, *, explicit: bool, can_create: bool = True
+    ) -> Persisted:
+        """Store what this request changed through *engine*; say what happened."""
+        if self.cleared:
+            if self.sid is not None:
+                await engine.end(self.sid, self.version)
+            if not self.snapshot():
+                return Persisted.NOTHING if self.new else Persisted.ENDED
+            self.restart(keep_data=True)  # data set after clear(): a new session
+        if self.sid is None:
+            if not (self.modified and self.snapshot()) or (explicit and not self.marked_dirty):
+                return Persisted.NOTHING
+            if not can_create:
+                return Persisted.NOT_CREATED
+            data = self.snapshot()
+            self.adopt(await engine.create(data, self.meta()), data)
+            return Persisted.CREATED
+        if not (self.modified or self.may_have_mutated):
+            return Persisted.UNCHANGED
+        data = self.snapshot()
+        written, stored = await engine.save(self.basis(), data, self.meta())
+        if stored is not None:
+            self.adopt(stored, data)
+        return _PERSISTED[written]
+
+    async def regenerate(self, engine: SessionEngine) -> None:
+        """Move to a fresh id through *engine*; see the interface's ``regenerate``."""
+        if self.sid is None:
+            return  # a new session gets a fresh id when first saved anyway
+        data = self.snapshot()
+        moved = await engine.regenerate(self.basis(), data, self.meta())
+        if moved is None:
+            logger.info("regenerate(): the session was ended meanwhile; starting a fresh one")
+            self.restart()
+            return
+        self.adopt(moved, data)
+        self._written()  # the response must carry the new id
+
+    def restart(self, keep_data: bool = False) -> None:
+        """Become a new session, not stored yet (after a logout, or a
+        ``regenerate()`` that found the session ended)."""
+        if not keep_data:
+            super().clear()
+        self.sid = self.version = self.loaded_payload = None
+        self.new = True
+        self.cleared = False
+
+
+def unwrap(session: SessionMixin, caller: str) -> ServerSideSession:
+    """The session object behind ``quart.session`` (or *session* itself)."""
+    unwrap = getattr(session, "_get_current_object", None)
+    target = unwrap() if unwrap is not None else session
+    if not isinstance(target, ServerSideSession):
+        raise TypeError(f"{caller}() needs a quart_session session, not {target!r}")
+    return target
 
 
 class UnavailableSession(ServerSideSession):

@@ -6,8 +6,11 @@ functions called synchronously, so keep them quick.
 
 from __future__ import annotations
 
+import logging
+
 from blinker import Namespace
 
+logger = logging.getLogger("quart_session")
 _signals = Namespace()
 
 #: A new session was stored for the first time. Keyword: ``sid``.
@@ -26,3 +29,10 @@ session_regenerated = _signals.signal("quart-session.regenerated")
 session_hijack_detected = _signals.signal("quart-session.hijack-detected")
 #: The store failed. Keyword: ``error`` (a SessionBackendError).
 session_store_error = _signals.signal("quart-session.store-error")
+
+
+def hijack_detected(sender: object, sid: str, expected: str, actual: str | None) -> None:
+    """Log and signal that session *sid*, pinned to *expected*, came from *actual*."""
+    logger.warning("Session used from %s, pinned to %s: deleted", actual, expected)
+    if session_hijack_detected.receivers:
+        session_hijack_detected.send(sender, sid=sid, expected=expected, actual=actual)
