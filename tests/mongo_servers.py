@@ -4,7 +4,7 @@ Test modules import ``mongo_server_fixture`` to use the ``mongo_server`` fixture
 
 No real MongoDB can be installed here; what nx-27017 does differently is
 listed in the README. Also ``CommandCounter``: round trips counted with
-PyMongo's command monitoring.
+PyMongo's command monitoring, and ``stored_date``: a date as nx-27017 gives it back.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,20 @@ class CommandCounter(monitoring.CommandListener):
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         pass
+
+
+def stored_date(value: object) -> datetime:
+    """A date the store wrote, read back raw, as an aware UTC datetime.
+
+    MongoDB gives back a datetime. nx-27017 gives back the text
+    ``"2026-11-30 02:02:46.896000"`` for a date that ``$set`` wrote into an
+    existing document (a refresh, a save over a session): its filters still
+    compare it as a date, so only a raw read like this one sees the difference.
+    """
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime), f"not a date: {value!r}"
+    return value.replace(tzinfo=UTC)
 
 
 def nx_27017() -> str:

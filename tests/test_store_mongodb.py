@@ -17,7 +17,12 @@ from quart_session.stores.base import Outcome, Record
 from quart_session.stores.mongodb import MongoDBStore, from_settings
 
 from .contract import KEY, StoreContract, create
-from .mongo_servers import CommandCounter, MongoServer, mongo_server_fixture  # noqa: F401
+from .mongo_servers import (  # noqa: F401
+    CommandCounter,
+    MongoServer,
+    mongo_server_fixture,
+    stored_date,
+)
 from .servers import free_port
 
 pytestmark = [pytest.mark.servers, pytest.mark.anyio]
@@ -66,29 +71,35 @@ class TestMongoDBStore(StoreContract):
         assert document is not None
         assert document["data"] == b"\x00\xffbytes"
         assert document["version"] == version
-        deadline = document["expiry"]["at"].replace(tzinfo=UTC)
+        assert isinstance(document["expiry"], datetime)  # a date, top-level: what TTL needs
+        deadline = document["expiry"].replace(tzinfo=UTC)
         assert timedelta(seconds=55) < deadline - datetime.now(UTC) <= timedelta(seconds=60)
         indexes = await sessions.index_information()
         assert any(
-            index["key"] == [("expiry.at", 1)] and index.get("expireAfterSeconds") == 0
+            index["key"] == [("expiry", 1)] and index.get("expireAfterSeconds") == 0
             for index in indexes.values()
         )
 
-    async def test_refresh_and_touch_keep_the_deadline_a_date(
+    async def test_refresh_and_saves_move_the_deadline(
         self, store: MongoDBStore, raw: AsyncMongoClient[Document], collection_name: str
     ) -> None:
-        # Written by an update rather than an insert: must stay a date, or
-        # neither the TTL index nor the live-filter would ever see it.
-        await create(store, ttl=60)
-        await store.load(KEY, refresh_ttl=600)
+        # Written by updates rather than an insert: nx-27017 returns those as
+        # text, so the deadline is read through stored_date and the store's own reads.
         sessions = raw["quart_session"][collection_name]
-        document = await sessions.find_one({"_id": KEY})
-        assert document is not None and isinstance(document["expiry"]["at"], datetime)
-        assert await store.touch(KEY, 900)
-        document = await sessions.find_one({"_id": KEY})
-        assert document is not None and isinstance(document["expiry"]["at"], datetime)
-        deadline = document["expiry"]["at"].replace(tzinfo=UTC)
-        assert deadline - datetime.now(UTC) > timedelta(seconds=800)
+
+        async def seconds_left() -> float:
+            document = await sessions.find_one({"_id": KEY})
+            assert document is not None
+            return (stored_date(document["expiry"]) - datetime.now(UTC)).total_seconds()
+
+        version = await create(store, ttl=1)
+        assert await store.load(KEY, refresh_ttl=600) == Record(b"one", version)  # type: ignore[arg-type]
+        assert 595 < await seconds_left() <= 600
+        await anyio.sleep(1.2)  # past the first deadline: the refreshed one holds
+        new_version = await store.save(KEY, b"two", 900, version)  # type: ignore[arg-type]
+        assert new_version not in (Outcome.CONFLICT, Outcome.GONE)
+        assert 895 < await seconds_left() <= 900
+        assert await store.load(KEY) == Record(b"two", new_version)
 
     async def test_expired_documents_are_ignored_without_the_ttl_monitor(
         self, store: MongoDBStore, raw: AsyncMongoClient[Document], collection_name: str
@@ -98,15 +109,14 @@ class TestMongoDBStore(StoreContract):
         await store.ping()
         sessions = raw["quart_session"][collection_name]
         for name, index in (await sessions.index_information()).items():
-            if index["key"] == [("expiry.at", 1)]:
+            if index["key"] == [("expiry", 1)]:
                 await sessions.drop_index(name)
-        past = {"at": datetime.now(UTC) - timedelta(seconds=5)}
+        past = datetime.now(UTC) - timedelta(seconds=5)
         await sessions.insert_one({"_id": KEY, "data": b"old", "version": 7, "expiry": past})
         await sessions.insert_one({"_id": "session:b", "data": b"b", "version": 7, "expiry": past})
 
         assert await store.load(KEY) is None
         assert await store.load(KEY, refresh_ttl=60) is None
-        assert await store.touch(KEY, 60) is False
         assert await store.save(KEY, b"new", 60, 7) is Outcome.GONE
         assert await store.count("session:") == 0
         version = await create(store, payload=b"fresh")  # the leftover does not block it
@@ -127,6 +137,24 @@ class TestMongoDBStore(StoreContract):
         await anyio.sleep(2.1)
         assert await store.count("session:") == 1
 
+    @pytest.mark.xfail(
+        strict=True,
+        raises=AssertionError,
+        reason="nx-27017 returns a date that $set wrote into an existing document as "
+        "text, and its count_documents (an aggregation) then skips the document; "
+        "MongoDB keeps a date a date",
+    )
+    async def test_count_sees_records_whose_deadline_an_update_moved(
+        self, store: MongoDBStore
+    ) -> None:
+        await create(store, key="session:a")
+        assert await store.load("session:a", refresh_ttl=60) is not None  # an update
+        version = await create(store, key="session:b")
+        await store.save("session:b", b"two", 60, version)  # type: ignore[arg-type]  # an update
+        assert await store.load("session:b") is not None
+        await create(store, key="session:c")  # an insert: a date on nx-27017 too
+        assert await store.count("session:") == 3  # nx-27017: 1
+
     async def test_round_trips_per_operation(
         self, store: MongoDBStore, counter: CommandCounter
     ) -> None:
@@ -146,7 +174,6 @@ class TestMongoDBStore(StoreContract):
         # Only a failed compare-and-set looks again, to tell CONFLICT from GONE.
         assert await commands(lambda: store.save(KEY, b"x", 60, version)) == ["update", "find"]  # type: ignore[arg-type]
         assert await commands(lambda: store.save("session:new", b"x", 60, None)) == ["update"]
-        assert await commands(lambda: store.touch(KEY, 60)) == ["update"]
         assert await commands(lambda: store.delete(KEY)) == ["delete"]
 
     async def test_ping_fails_quickly_on_a_closed_port(self) -> None:
