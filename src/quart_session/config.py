@@ -17,6 +17,7 @@ from urllib.parse import unquote
 
 from quart import Quart
 
+from .compat import CONFIG_KEY_ALIASES
 from .errors import SessionConfigError
 from .serializers import Serializer, resolve_serializer
 from .stores import resolve_store_type
@@ -55,12 +56,6 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_FILE_DIR": None,
 }
 
-#: Quart-Session 3.0 names that still work: old name -> new name.
-ALIASES = {
-    "SESSION_PROTECTION": "SESSION_HIJACK_PROTECTION",
-    "SESSION_REVERSE_PROXY": "SESSION_HIJACK_REVERSE_PROXY",
-}
-
 #: The latest deadline a cookie's Expires can hold (9999-12-31 23:59:59 UTC);
 #: every store but memcached holds as much.
 LATEST_COOKIE_DEADLINE = 253_402_300_799
@@ -88,7 +83,7 @@ def _check_lifetime(key: str, seconds: float, store_type: str) -> None:
 def effective_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """``app.config``'s SESSION_* keys over the defaults, aliases resolved."""
     values = dict(DEFAULTS)
-    for old, new in ALIASES.items():
+    for old, new in CONFIG_KEY_ALIASES.items():
         if old in config and new not in config:
             values[new] = config[old]
     values.update((key, config[key]) for key in DEFAULTS if key in config)
