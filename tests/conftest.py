@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests share two cores with real servers and other tests: no
+# per-example deadline, and slow input generation is not a failure.
+settings.register_profile("shared", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("shared")
 
 # The shared suites live in plain modules: rewrite their asserts too, so that a
 # failure there shows the values compared, not a bare AssertionError.
