@@ -25,6 +25,7 @@ from quart.json.tag import JSONTag, TagDateTime, TaggedJSONSerializer, TagTuple
 
 from .compat import LegacyDateTimeTag
 from .errors import SessionDataError
+from .records import META_KEY
 
 logger = logging.getLogger("quart_session")
 
@@ -32,10 +33,9 @@ logger = logging.getLogger("quart_session")
 #: the tagger).
 _PLAIN: frozenset[type] = frozenset({str, int, float, bool, type(None)})
 
-#: The reserved top-level key of a stored session: the interface keeps the
-#: session's own metadata there, and the JSON serializer its tag index.
-META_KEY = "_qs"
-#: In the metadata: the top-level keys whose values hold tagged values.
+#: In a session's metadata (the envelope's META_KEY): the top-level keys whose
+#: values hold tagged values. The JSON serializer's own business: it adds the
+#: index on writing and removes it on reading, so no one else ever sees it.
 TAG_INDEX = "t"
 
 #: How deep containers (dict, list, tuple) may nest in one session value. Real
