@@ -153,7 +153,7 @@ class Worker:
     def _count_targets(self) -> list[tuple[Any, tuple[str, ...]]]:
         interface: Any = self.app.session_interface
         if self.kind == "ours":
-            return [(interface.store, ("load", "save", "delete", "touch"))]
+            return [(interface.store, ("load", "save", "delete", "take"))]
         if self.kind == "qs3":
             return [(interface, ("get", "set", "delete"))]
         return list(self.app.extensions.get("bench_count", []))
