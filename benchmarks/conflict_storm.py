@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 import redis
-from tests.servers import free_port, port_open
+from tests.servers.processes import free_port, port_open
 
 from .servers import redis_server
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from pathlib import Path
 
-from tests.servers import free_port, running
+from tests.servers.processes import free_port, running
 
 from .variants import ROOT, Variant
 

@@ -15,10 +15,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.memcached_servers import MemcachedServer as Memcached
-from tests.memcached_servers import run_memcached
-from tests.postgres_servers import PostgresServer, run_postgres
-from tests.servers import free_port, need_binary, running
+from tests.servers.memcached import MemcachedServer as Memcached
+from tests.servers.memcached import run_memcached
+from tests.servers.postgres import PostgresServer, run_postgres
+from tests.servers.processes import free_port, need_binary, running
 
 
 @contextmanager

@@ -74,8 +74,8 @@ run_checks() {
 # The suites that exercise quart_session's use of Quart and need no browser;
 # the stores' own suites do not depend on the Quart version.
 QUART_COMPAT_TESTS=(
-    tests/test_behaviour_local.py
-    tests/test_concurrency_local.py
+    tests/stores/test_behaviour_local.py
+    tests/stores/test_concurrency_local.py
     tests/test_config.py
     tests/test_signals.py
     tests/test_legacy_ids.py

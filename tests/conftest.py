@@ -10,11 +10,20 @@ from hypothesis import HealthCheck, settings
 settings.register_profile("shared", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("shared")
 
+# The fixtures that start real servers, each session-scoped: registered once
+# here, so every module shares one server per kind, and a module only names the
+# fixture it needs.
+pytest_plugins = [
+    "tests.servers.dynamodb",
+    "tests.servers.memcached",
+    "tests.servers.mongodb",
+    "tests.servers.postgres",
+    "tests.servers.redis",
+]
+
 # The shared suites live in plain modules: rewrite their asserts too, so that a
 # failure there shows the values compared, not a bare AssertionError.
-pytest.register_assert_rewrite(
-    "tests.behaviour", "tests.concurrency", "tests.contract", "tests.race"
-)
+pytest.register_assert_rewrite("tests.suites")
 
 
 @pytest.fixture

@@ -31,8 +31,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 
 from quart_session.stores.filesystem import FileSystemStore
 
-from .behaviour import holds_no_session
-from .servers import free_port, port_open, running
+from .servers.processes import free_port, port_open, running
+from .suites.behaviour import holds_no_session
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

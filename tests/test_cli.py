@@ -26,8 +26,8 @@ from quart_session import ServerSideSessionInterface, Session, records
 from quart_session.cli import session_cli
 from quart_session.stores.base import Store
 
-from .memcached_servers import MemcachedServer, memcached_server_fixture  # noqa: F401
-from .servers import free_port
+from .servers.memcached import MemcachedServer
+from .servers.processes import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 PREFIX = "session:"

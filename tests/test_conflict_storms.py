@@ -17,13 +17,9 @@ from quart_session import SessionConflictError, session_store_error
 from quart_session.interface import ServerSideSessionInterface
 from quart_session.stores.base import Record, SaveResult, Store, Version
 
-from .behaviour import Browser, build_app
-from .concurrency import concurrency_app, serving, session_cookie
-from .redis_servers import (  # noqa: F401 - fixtures
-    CommandCounter,
-    Standalone,
-    redis_standalone_fixture,
-)
+from .servers.redis import CommandCounter, Standalone
+from .suites.behaviour import Browser, build_app
+from .suites.concurrency import concurrency_app, serving, session_cookie
 
 pytestmark = pytest.mark.anyio
 WRITERS = 200

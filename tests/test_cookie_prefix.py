@@ -17,7 +17,7 @@ from quart.typing import TestClientProtocol as QuartClient
 
 from quart_session import Session
 
-from .behaviour import parse_set_cookie
+from .suites.behaviour import parse_set_cookie
 
 pytestmark = pytest.mark.anyio
 NAME = "__Host-session"

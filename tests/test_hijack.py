@@ -10,7 +10,7 @@ import pytest
 from quart import Quart
 from werkzeug.datastructures import Headers
 
-from .behaviour import Browser, build_app
+from .suites.behaviour import Browser, build_app
 
 pytestmark = pytest.mark.anyio
 

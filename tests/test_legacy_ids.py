@@ -17,7 +17,7 @@ from quart_session.compat import LegacyIdReader, legacy_meta, legacy_pin_holds
 from quart_session.serializers import JSONSerializer
 from quart_session.stores.filesystem import FileSystemStore
 
-from .behaviour import ID_PATTERN, Browser
+from .suites.behaviour import ID_PATTERN, Browser
 
 pytestmark = pytest.mark.anyio
 

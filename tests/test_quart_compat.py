@@ -17,7 +17,7 @@ from quart.typing import ResponseReturnValue
 
 from quart_session import Session, SessionConfigError
 
-from .behaviour import QUART_HAS_KEY_FALLBACKS, QUART_HAS_PARTITIONED
+from .suites.behaviour import QUART_HAS_KEY_FALLBACKS, QUART_HAS_PARTITIONED
 
 pytestmark = pytest.mark.anyio
 

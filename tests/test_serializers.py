@@ -17,7 +17,7 @@ from quart import Quart, request, session
 
 from quart_session import Session
 
-from .behaviour import Browser
+from .suites.behaviour import Browser
 
 pytestmark = pytest.mark.anyio
 

@@ -13,7 +13,7 @@ from quart import Quart, current_app, session
 import quart_session
 from quart_session import Session
 
-from .behaviour import Browser
+from .suites.behaviour import Browser
 
 pytestmark = pytest.mark.anyio
 

@@ -10,7 +10,7 @@ from quart import Quart, Response
 
 from quart_session import SessionBackendError, session_store_error
 
-from .behaviour import Browser, build_app
+from .suites.behaviour import Browser, build_app
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,7 @@ from quart import session, websocket
 from quart_session.interface import ServerSideSessionInterface
 from quart_session.stores.base import SaveResult, Version
 
-from .behaviour import Browser, CountingStore, build_app
+from .suites.behaviour import Browser, CountingStore, build_app
 
 pytestmark = pytest.mark.anyio
 

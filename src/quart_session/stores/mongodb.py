@@ -14,8 +14,8 @@ gives back a date that ``$set`` wrote into an existing document as text. Its
 filters (find, findAndModify, update, delete) and its TTL emulation still
 compare such a deadline correctly; only its ``count_documents`` skips the
 document. The tests work around the stand-in, not this format: see
-``tests/mongo_servers.py::stored_date`` and the expected failure of
-``count`` in ``tests/test_store_mongodb.py``.
+``tests/servers/mongodb.py::stored_date`` and the expected failure of
+``count`` in ``tests/stores/test_store_mongodb.py``.
 
 Versions are random 62-bit integers, so a stale writer can never match a
 session that was deleted and created again under the same key.

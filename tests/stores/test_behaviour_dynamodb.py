@@ -1,0 +1,82 @@
+"""The behaviour and concurrency suites on moto's DynamoDB server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aioboto3
+import pytest
+
+from ..servers.dynamodb import CREDENTIALS, REGION, DynamoDBServer
+from ..servers.processes import Frozen
+from ..suites.behaviour import ReadRaw, SessionBehaviour
+from ..suites.concurrency import OutageBehaviour
+from ..suites.race import RegenerateRaceBehaviour
+
+pytestmark = pytest.mark.servers
+
+# Module-level fixtures: OutageBehaviour's own ``store_config`` builds on this one.
+
+
+@pytest.fixture
+async def client(dynamodb_server: DynamoDBServer) -> AsyncIterator[Any]:
+    session = aioboto3.Session()
+    async with session.client(
+        "dynamodb", endpoint_url=dynamodb_server.endpoint_url, region_name=REGION
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+def table() -> str:
+    return f"sessions-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def store_config(client: Any, table: str) -> dict[str, Any]:
+    # A client handed in, so the test closes it: the apps here never shut down.
+    return {"SESSION_TYPE": "dynamodb", "SESSION_DYNAMODB": client, "SESSION_DYNAMODB_TABLE": table}
+
+
+@pytest.fixture
+def read_raw(client: Any, table: str) -> ReadRaw:
+    async def read(key: str) -> bytes | None:
+        reply = await client.get_item(TableName=table, Key={"id": {"S": key}})
+        return bytes(reply["Item"]["data"]["B"]) if "Item" in reply else None
+
+    return read
+
+
+class TestDynamoDBBehaviour(SessionBehaviour):
+    pass
+
+
+class TestDynamoDBConcurrency(OutageBehaviour):
+    @pytest.fixture
+    def store_control(self, dynamodb_server: DynamoDBServer) -> Frozen:
+        return Frozen(dynamodb_server.process.pid)
+
+
+class TestDynamoDBRegenerateRace(RegenerateRaceBehaviour):
+    @pytest.fixture(scope="class")
+    @classmethod
+    def table(cls) -> str:
+        return f"sessions-{uuid.uuid4().hex}"
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def worker_config(cls, dynamodb_server: DynamoDBServer, table: str) -> dict[str, Any]:
+        return {
+            "SESSION_TYPE": "dynamodb",
+            "SESSION_DYNAMODB_TABLE": table,
+            "SESSION_DYNAMODB_ENDPOINT_URL": dynamodb_server.endpoint_url,
+            "SESSION_DYNAMODB_REGION": REGION,
+        }
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def worker_env(cls) -> dict[str, str]:
+        # moto accepts any credentials, but botocore will not sign without some.
+        return {**CREDENTIALS, "AWS_DEFAULT_REGION": REGION}

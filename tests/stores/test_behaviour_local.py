@@ -1,0 +1,78 @@
+"""The behaviour suite on the stores that need no server."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from quart import Quart
+from quart_trio import QuartTrio
+
+from ..suites.behaviour import ReadRaw, SessionBehaviour
+
+
+class FileSystemFixtures:
+    """The filesystem store in the test's tmp dir, read the way it keeps a
+    record: one file per SHA-256 of the key."""
+
+    @pytest.fixture
+    def store_config(self, tmp_path: Path) -> dict[str, Any]:
+        return {"SESSION_TYPE": "filesystem", "SESSION_FILE_DIR": str(tmp_path / "sessions")}
+
+    @pytest.fixture
+    def read_raw(self, tmp_path: Path) -> ReadRaw:
+        async def read(key: str) -> bytes | None:
+            path = tmp_path / "sessions" / hashlib.sha256(key.encode()).hexdigest()
+            return path.read_bytes() if path.exists() else None
+
+        return read
+
+
+def memory_reader(app: Callable[[], Quart]) -> ReadRaw:
+    """Reads through the store of ``app()``, called at each read: a memory store
+    lives in its app, and the app may be built after the reader."""
+
+    async def read(key: str) -> bytes | None:
+        record = await app().session_interface.store.load(key)  # type: ignore[attr-defined]
+        return None if record is None else bytes(record.payload)
+
+    return read
+
+
+class TestMemoryBehaviour(SessionBehaviour):
+    @pytest.fixture
+    def store_config(self) -> dict[str, Any]:
+        return {"SESSION_TYPE": "memory"}
+
+    @pytest.fixture
+    def read_raw(self, built_apps: list[Quart]) -> ReadRaw:
+        return memory_reader(lambda: built_apps[-1])
+
+
+class TestFileSystemBehaviour(FileSystemFixtures, SessionBehaviour):
+    pass
+
+
+class TestFileSystemBehaviourOnTrio(TestFileSystemBehaviour):
+    """The same suite in a QuartTrio app on the Trio event loop."""
+
+    @pytest.fixture
+    def anyio_backend(self) -> str:
+        return "trio"
+
+    @pytest.fixture
+    def app_class(self) -> type[Quart]:
+        return QuartTrio
+
+
+class TestMemoryBehaviourOnTrio(TestMemoryBehaviour):
+    @pytest.fixture
+    def anyio_backend(self) -> str:
+        return "trio"
+
+    @pytest.fixture
+    def app_class(self) -> type[Quart]:
+        return QuartTrio

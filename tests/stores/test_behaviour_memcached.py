@@ -1,0 +1,68 @@
+"""The behaviour suite on a real memcached."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiomcache
+import pytest
+
+from quart_session.stores.memcached import memcached_key
+
+from ..servers.memcached import MemcachedServer
+from ..suites.behaviour import ReadRaw, SessionBehaviour
+from ..suites.concurrency import OutageBehaviour
+from ..suites.race import RegenerateRaceBehaviour
+
+pytestmark = pytest.mark.servers
+
+
+class RawClient:
+    @pytest.fixture
+    async def client(self, memcached_server: MemcachedServer) -> AsyncIterator[aiomcache.Client]:
+        client = aiomcache.Client(memcached_server.host, memcached_server.port)
+        await client.flush_all()
+        yield client
+        await client.close()
+
+    @pytest.fixture
+    def read_raw(self, client: aiomcache.Client) -> ReadRaw:
+        async def read(key: str) -> bytes | None:
+            return await client.get(memcached_key(key))
+
+        return read
+
+
+class TestMemcachedBehaviour(RawClient, SessionBehaviour):
+    @pytest.fixture
+    def store_config(self, client: aiomcache.Client) -> dict[str, Any]:
+        # A client handed in, so the test closes it: the apps here never shut down.
+        return {"SESSION_TYPE": "memcached", "SESSION_MEMCACHED": client}
+
+
+class TestMemcachedConcurrency(RawClient, OutageBehaviour):
+    @pytest.fixture
+    def store_config(self, memcached_server: MemcachedServer) -> dict[str, Any]:
+        # Served apps start and shut down, so the store makes and closes its own client.
+        return {
+            "SESSION_TYPE": "memcached",
+            "SESSION_MEMCACHED_HOST": memcached_server.host,
+            "SESSION_MEMCACHED_PORT": memcached_server.port,
+            "SESSION_BACKEND_TIMEOUT": self.TIMEOUT,
+        }
+
+    @pytest.fixture
+    def store_control(self, memcached_server: MemcachedServer) -> MemcachedServer:
+        return memcached_server
+
+
+class TestMemcachedRegenerateRace(RawClient, RegenerateRaceBehaviour):
+    @pytest.fixture(scope="class")
+    @classmethod
+    def worker_config(cls, memcached_server: MemcachedServer) -> dict[str, Any]:
+        return {
+            "SESSION_TYPE": "memcached",
+            "SESSION_MEMCACHED_HOST": memcached_server.host,
+            "SESSION_MEMCACHED_PORT": memcached_server.port,
+        }

@@ -1,0 +1,79 @@
+"""The behaviour and concurrency suites on nx-27017, the MongoDB stand-in."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from ..servers.mongodb import MongoServer
+from ..servers.processes import Frozen
+from ..suites.behaviour import ReadRaw, SessionBehaviour
+from ..suites.concurrency import OutageBehaviour
+from ..suites.race import RegenerateRaceBehaviour
+
+pytestmark = pytest.mark.servers
+
+Document = dict[str, Any]
+
+# Module-level fixtures: OutageBehaviour's own ``store_config`` builds on this one.
+
+
+@pytest.fixture
+async def client(mongo_server: MongoServer) -> AsyncIterator[AsyncMongoClient[Document]]:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_server.uri)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+def collection() -> str:
+    return f"sessions_{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def store_config(client: AsyncMongoClient[Document], collection: str) -> dict[str, Any]:
+    # A client handed in, so the test closes it: the apps here never shut down.
+    return {
+        "SESSION_TYPE": "mongodb",
+        "SESSION_MONGODB": client,
+        "SESSION_MONGODB_COLLECTION": collection,
+    }
+
+
+@pytest.fixture
+def read_raw(client: AsyncMongoClient[Document], collection: str) -> ReadRaw:
+    async def read(key: str) -> bytes | None:
+        document = await client["quart_session"][collection].find_one({"_id": key})
+        return None if document is None else bytes(document["data"])
+
+    return read
+
+
+class TestMongoDBBehaviour(SessionBehaviour):
+    pass
+
+
+class TestMongoDBConcurrency(OutageBehaviour):
+    @pytest.fixture
+    def store_control(self, mongo_server: MongoServer) -> Frozen:
+        return Frozen(mongo_server.process.pid)
+
+
+class TestMongoDBRegenerateRace(RegenerateRaceBehaviour):
+    @pytest.fixture(scope="class")
+    @classmethod
+    def collection(cls) -> str:
+        return f"sessions_{uuid.uuid4().hex}"
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def worker_config(cls, mongo_server: MongoServer, collection: str) -> dict[str, Any]:
+        return {
+            "SESSION_TYPE": "mongodb",
+            "SESSION_MONGODB_URI": mongo_server.uri,
+            "SESSION_MONGODB_COLLECTION": collection,
+        }

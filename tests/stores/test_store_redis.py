@@ -1,0 +1,226 @@
+"""The Redis store with redis-py on asyncio: one server (URL, unix socket, a
+client), a 3-master cluster, and a Sentinel master that fails over."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import anyio
+import pytest
+import redis
+from redis.asyncio import Redis
+from redis.asyncio.sentinel import Sentinel
+
+from quart_session.errors import SessionConfigError
+from quart_session.stores.base import Outcome, Record
+from quart_session.stores.redis import RedisPyDriver, RedisStore
+
+from ..servers.processes import Frozen
+from ..servers.redis import (
+    SERVICE,
+    Cluster,
+    ClusterClient,
+    SentinelSetup,
+    Standalone,
+    StandaloneClient,
+    StoreOnClient,
+    flush,
+    sentinel_master_port,
+    settings_for,
+    store_for,
+    wait_for,
+)
+from ..suites.contract import StoreContract, create
+
+pytestmark = pytest.mark.servers
+
+
+class CutShort:
+    """A subclass provides a ``store`` on the ``redis_standalone`` server."""
+
+    async def test_an_operation_cut_short_leaves_the_store_working(
+        self, store: RedisStore, redis_standalone: Standalone
+    ) -> None:
+        await create(store, key="session:a", payload=b"a")
+        await create(store, key="session:b", payload=b"b")
+        server = Frozen(redis_standalone.process.pid)
+        await server.stop()
+        try:
+            with anyio.move_on_after(0.5) as waited:
+                await store.load("session:a")
+            assert waited.cancelled_caught
+        finally:
+            await server.start()
+        # The late reply to the cancelled GET must not be taken for this one.
+        record = await store.load("session:b")
+        assert record is not None and record.payload == b"b"
+
+
+class TestRedisFromUrl(CutShort, StoreContract):
+    @pytest.fixture
+    async def store(self, redis_standalone: Standalone) -> AsyncIterator[RedisStore]:
+        flush([redis_standalone.port])
+        store = store_for(SESSION_URI=redis_standalone.url)
+        yield store
+        await store.close()
+
+    async def test_every_record_has_a_ttl(
+        self, store: RedisStore, redis_standalone: Standalone
+    ) -> None:
+        await store.save("session:a", b"1", 60, None)
+        with redis.Redis(port=redis_standalone.port) as client:
+            assert 0 < client.ttl("session:a") <= 60
+
+    async def test_count_sees_only_keys_with_the_prefix(self, store: RedisStore) -> None:
+        for n in range(30):
+            await store.save(f"session:{n}", b"1", 60, None)
+        await store.save("sessionX", b"1", 60, None)
+        # Glob characters in a prefix match only themselves.
+        await store.save("a*[b]?\\:1", b"1", 60, None)
+        await store.save("a*[b]?\\:2", b"1", 60, None)
+        await store.save("aXbY\\:3", b"1", 60, None)
+        assert await store.count("session:") == 30
+        assert await store.count("a*[b]?\\:") == 2
+
+    async def test_a_value_without_header_loads_and_can_be_replaced(
+        self, store: RedisStore, redis_standalone: Standalone
+    ) -> None:
+        # Quart-Session 3.0 stored the bare payload.
+        with redis.Redis(port=redis_standalone.port) as client:
+            client.set("session:old", b'{"user": "ann"}', ex=60)
+        record = await store.load("session:old")
+        assert record == Record(b'{"user": "ann"}', "")
+        assert await store.save("session:old", b"new", 60, "0" * 16) is Outcome.CONFLICT
+        version = await store.save("session:old", b"new", 60, "")
+        assert await store.load("session:old") == Record(b"new", version)  # type: ignore[arg-type]
+
+    async def test_the_client_it_made_is_closed(self, redis_standalone: Standalone) -> None:
+        store = store_for(SESSION_URI=redis_standalone.url)
+        await store.ping()
+        await store.close()
+        assert isinstance(store.driver, RedisPyDriver)
+        pool = store.driver.client.connection_pool
+        assert pool._in_use_connections == set()  # type: ignore[attr-defined]
+        assert all(not c.is_connected for c in pool._available_connections)  # type: ignore[attr-defined]
+
+
+class TestRedisUnixSocket(StoreContract):
+    @pytest.fixture
+    async def store(self, redis_standalone: Standalone) -> AsyncIterator[RedisStore]:
+        flush([redis_standalone.port])
+        store = store_for(SESSION_URI=f"unix://{redis_standalone.socket}?db=0")
+        yield store
+        await store.close()
+
+    async def test_address_is_the_socket(
+        self, store: RedisStore, redis_standalone: Standalone
+    ) -> None:
+        assert store.address == f"unix://{redis_standalone.socket}"
+
+
+class TestRedisClientHandedIn(StandaloneClient, StoreOnClient, StoreContract):
+    async def test_close_leaves_the_client_open(self, store: RedisStore, client: Redis) -> None:
+        await store.save("session:a", b"1", 60, None)
+        await store.close()
+        assert await client.get("session:a") is not None
+        assert await store.load("session:a") is not None
+
+    async def test_a_client_decoding_responses_is_refused(
+        self, redis_standalone: Standalone
+    ) -> None:
+        client = Redis(port=redis_standalone.port, decode_responses=True)
+        with pytest.raises(SessionConfigError, match="decode_responses"):
+            store_for(SESSION_REDIS=client)
+        await client.aclose()
+
+
+class TestRedisCluster(ClusterClient, StoreOnClient, StoreContract):
+    async def test_sessions_spread_over_every_master_and_count_sees_all(
+        self, store: RedisStore, redis_cluster: Cluster
+    ) -> None:
+        for n in range(60):
+            await store.save(f"session:{n:03}", b"x", 60, None)
+        held = []
+        for port in redis_cluster.ports:
+            with redis.Redis(port=port) as node:
+                keys = [key for key in node.scan_iter(match="session:*") if node.get(key)]
+                held.append(len(keys))
+        assert sum(held) == 60
+        assert all(n > 0 for n in held), held
+        assert await store.count("session:") == 60
+
+    async def test_address_names_the_nodes(self, store: RedisStore, redis_cluster: Cluster) -> None:
+        await store.ping()
+        assert all(f"127.0.0.1:{port}" in store.address for port in redis_cluster.ports)
+
+
+def sentinel_master(setup: SentinelSetup) -> Redis:
+    sentinel = Sentinel([("127.0.0.1", setup.sentinel_port)], socket_timeout=2.0)
+    return sentinel.master_for(SERVICE)
+
+
+def role(port: int) -> str:
+    with redis.Redis(port=port, decode_responses=True) as client:
+        return str(client.role()[0])
+
+
+class TestRedisSentinel(StoreOnClient, StoreContract):
+    @pytest.fixture
+    async def client(self, redis_sentinel: SentinelSetup) -> AsyncIterator[Redis]:
+        flush([sentinel_master_port(redis_sentinel)])
+        client = sentinel_master(redis_sentinel)
+        yield client
+        await client.aclose()
+
+    async def test_store_follows_the_master_after_failover(
+        self, store: RedisStore, redis_sentinel: SentinelSetup
+    ) -> None:
+        assert store.address == f"sentinel master {SERVICE!r}"
+        old = sentinel_master_port(redis_sentinel)
+        replica = next(port for port in redis_sentinel.server_ports if port != old)
+        version = await store.save("session:a", b"before", 60, None)
+        with redis.Redis(port=replica) as client:
+            wait_for(lambda: client.get("session:a") is not None, "replication")
+        with redis.Redis(port=redis_sentinel.sentinel_port) as sentinel:
+            sentinel.execute_command("SENTINEL FAILOVER", SERVICE)
+        await anyio.to_thread.run_sync(
+            wait_for, lambda: sentinel_master_port(redis_sentinel) == replica, "the failover"
+        )
+        # Until the old master is turned into a replica it still takes writes
+        # (that are lost after): the failover is complete when it is.
+        await anyio.to_thread.run_sync(wait_for, lambda: role(replica) == "master", "promotion")
+        await anyio.to_thread.run_sync(wait_for, lambda: role(old) == "slave", "demotion")
+        assert await store.load("session:a") == Record(b"before", version)  # type: ignore[arg-type]
+        after = await store.save("session:a", b"after", 60, version)  # type: ignore[arg-type]
+        assert not isinstance(after, Outcome)
+        with redis.Redis(port=replica) as client:
+            assert client.get("session:a") == b"qs4:" + str(after).encode() + b"after"
+
+
+class TestSettings:
+    def test_default_is_localhost(self) -> None:
+        store = store_for()
+        assert store.address == "redis://127.0.0.1:6379"
+
+    def test_address_has_no_credentials(self) -> None:
+        store = store_for(
+            SESSION_URI="redis://user:s3cret@127.0.0.1:6390/2?health_check_interval=5"
+        )
+        assert store.address == "redis://127.0.0.1:6390/2"
+        store = store_for(SESSION_URI="rediss://:s3cret@[::1]/0")
+        assert store.address == "rediss://[::1]:6379/0"
+
+    @pytest.mark.parametrize(
+        "uri", ["http://localhost", "localhost:6379", "memcached://x", "http://u:s3cret@x"]
+    )
+    def test_other_urls_are_refused_without_showing_them(self, uri: str) -> None:
+        with pytest.raises(SessionConfigError, match="redis://") as refused:
+            store_for(SESSION_URI=uri)
+        assert "s3cret" not in str(refused.value)
+
+    def test_other_clients_are_refused(self) -> None:
+        with pytest.raises(SessionConfigError, match="SESSION_REDIS"):
+            store_for(SESSION_REDIS=redis.Redis())
+
+    def test_alias_redis_trio_is_redis(self) -> None:
+        assert settings_for(SESSION_TYPE="redis+trio").store_type == "redis"

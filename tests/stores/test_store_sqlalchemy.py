@@ -1,0 +1,334 @@
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from quart import Quart
+from sqlalchemy import event, func, inspect, select
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from quart_session import Session
+from quart_session.config import Settings
+from quart_session.errors import SessionBackendError, SessionConfigError
+from quart_session.stores.base import Outcome, Record
+from quart_session.stores.sqlalchemy import (
+    MAX_ID_LENGTH,
+    SQLAlchemyStore,
+    from_settings,
+    row_id,
+    session_table,
+)
+
+from ..servers.postgres import PostgresServer
+from ..servers.processes import free_port
+from ..suites.behaviour import Browser, build_app
+from ..suites.contract import KEY, StoreContract, create
+
+pytestmark = [pytest.mark.servers, pytest.mark.anyio]
+
+
+@contextmanager
+def statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    """Collects the SQL statements *engine* sends while the block runs."""
+    sent: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+async def sent_by(engine: AsyncEngine, operation: Awaitable[object]) -> list[str]:
+    with statements(engine) as sent:
+        await operation
+    return sent
+
+
+async def rows(store: SQLAlchemyStore, engine: AsyncEngine) -> dict[str, bytes]:
+    """Every row of the store's table, expired or not: id -> data."""
+    table = store.table
+    async with engine.connect() as conn:
+        result = await conn.execute(select(table.c.id, table.c.data))
+        return {row.id: row.data for row in result}
+
+
+class SQLStoreTests(StoreContract):
+    """The contract plus what a SQL store promises, on each database."""
+
+    @pytest.fixture
+    def table(self) -> str:
+        return f"sessions_{secrets.token_hex(4)}"
+
+    @pytest.fixture
+    async def store(self, engine: AsyncEngine, table: str) -> AsyncIterator[SQLAlchemyStore]:
+        store = SQLAlchemyStore(engine, table)
+        yield store
+        await store.close()
+
+    async def test_table_is_created_with_an_expiry_index_on_first_use(
+        self, store: SQLAlchemyStore, engine: AsyncEngine, table: str
+    ) -> None:
+        async with engine.connect() as conn:
+            assert not await conn.run_sync(lambda sync: inspect(sync).has_table(table))
+        await store.load("session:first")
+        async with engine.connect() as conn:
+            indexes = await conn.run_sync(lambda sync: inspect(sync).get_indexes(table))
+        assert [index["column_names"] for index in indexes] == [["expiry"]]
+
+    async def test_stores_racing_to_create_the_table_all_work(
+        self, engine: AsyncEngine, table: str
+    ) -> None:
+        stores = [SQLAlchemyStore(engine, table) for _ in range(5)]
+        async with anyio.create_task_group() as group:
+            for n, store in enumerate(stores):
+                group.start_soon(store.save, f"session:{n}", b"x", 60, None)
+        assert await stores[0].count("session:") == 5
+
+    async def test_expired_rows_are_ignored_until_purged_and_give_way_to_new_ones(
+        self, store: SQLAlchemyStore, engine: AsyncEngine
+    ) -> None:
+        version = await create(store, ttl=1)
+        await anyio.sleep(2.1)
+        assert await store.load("session:contract-key") is None
+        assert await store.load("session:contract-key", refresh_ttl=60) is None
+        assert await store.save("session:contract-key", b"two", 60, version) is Outcome.GONE  # type: ignore[arg-type]
+        assert list(await rows(store, engine)) == ["session:contract-key"]
+        new = await create(store, payload=b"new")
+        assert await store.load("session:contract-key") == Record(b"new", new)  # type: ignore[arg-type]
+
+    async def test_purge_expired_deletes_the_rows(
+        self, store: SQLAlchemyStore, engine: AsyncEngine
+    ) -> None:
+        for n in range(3):
+            await create(store, key=f"session:old{n}", ttl=1)
+        await create(store, key="session:live", ttl=60)
+        await anyio.sleep(2.1)
+        assert await store.purge_expired() == 3
+        assert list(await rows(store, engine)) == ["session:live"]
+
+    async def test_count_sees_live_records_whose_key_starts_with_the_prefix(
+        self, store: SQLAlchemyStore
+    ) -> None:
+        for key in ("session:a", "session:b", "Session:c", "sessionXd", "other:e", "session"):
+            await create(store, key=key)
+        await create(store, key="session:expired", ttl=1)
+        await anyio.sleep(2.1)
+        assert await store.count("session:") == 2
+        assert await store.count("session_") == 0  # no LIKE wildcards
+        assert await store.count("") == 6
+
+    async def test_short_keys_are_row_ids_and_long_ones_stay_apart(
+        self, store: SQLAlchemyStore, engine: AsyncEngine
+    ) -> None:
+        long_a, long_b = "p" * 300 + "a", "p" * 300 + "b"
+        await create(store, key="session:short", payload=b"s")
+        await create(store, key=long_a, payload=b"a")
+        await create(store, key=long_b, payload=b"b")
+        stored = await rows(store, engine)
+        assert stored["session:short"] == b"s"
+        assert {len(key) for key in stored} == {len("session:short"), MAX_ID_LENGTH}
+        assert stored[row_id(long_a)] == b"a" and stored[row_id(long_b)] == b"b"
+        assert row_id("q" * (MAX_ID_LENGTH - 1)) == "q" * (MAX_ID_LENGTH - 1)
+
+    async def test_each_operation_is_one_statement(
+        self, store: SQLAlchemyStore, engine: AsyncEngine
+    ) -> None:
+        key = "session:rt"
+        await store.load(key)  # creates the table
+        assert len(await sent_by(engine, store.load(key))) == 1
+        assert len(await sent_by(engine, store.save(key, b"a", 60, None))) == 1
+        record = await store.load(key)
+        assert record is not None
+        assert len(await sent_by(engine, store.load(key))) == 1
+        refresh = await sent_by(engine, store.load(key, refresh_ttl=60))
+        assert len(refresh) == 1 and refresh[0].startswith("UPDATE")
+        assert len(await sent_by(engine, store.save(key, b"b", 60, record.version))) == 1
+        assert len(await sent_by(engine, store.delete(key))) == 1
+        # Failures take one more statement to say why.
+        assert len(await sent_by(engine, store.save(key, b"c", 60, record.version))) == 2
+        await store.save(key, b"d", 60, None)
+        assert len(await sent_by(engine, store.save(key, b"e", 60, None))) == 2
+
+    async def test_sliding_expiry_without_update_returning(
+        self, store: SQLAlchemyStore, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(engine.dialect, "update_returning", False)
+        version = await create(store, ttl=2)
+        refresh = await sent_by(engine, store.load("session:contract-key", refresh_ttl=5))
+        assert [statement.split()[0] for statement in refresh] == ["UPDATE", "SELECT"]
+        await anyio.sleep(2.5)
+        assert await store.load("session:contract-key") == Record(b"one", version)  # type: ignore[arg-type]
+        assert await store.load("session:missing", refresh_ttl=5) is None
+
+    async def test_an_engine_handed_in_is_left_open(self, engine: AsyncEngine, table: str) -> None:
+        store = from_settings(settings(SESSION_SQLALCHEMY=engine, SESSION_SQLALCHEMY_TABLE=table))
+        await create(store)
+        await store.close()
+        async with engine.connect() as conn:
+            assert await conn.scalar(select(func.count()).select_from(session_table(table))) == 1
+
+
+class TestSQLiteStore(SQLStoreTests):
+    @pytest.fixture
+    async def engine(self, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'sessions.db'}")
+        yield engine
+        await engine.dispose()
+
+    async def test_a_url_setting_builds_an_engine_of_its_own(self, tmp_path: Path) -> None:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'own.db'}"
+        store = from_settings(settings(SESSION_SQLALCHEMY_URI=url))
+        assert store.address == url
+        await create(store)
+        await store.close()
+        assert (tmp_path / "own.db").stat().st_size > 0
+
+
+class TestPostgresStore(SQLStoreTests):
+    @pytest.fixture
+    async def engine(self, postgres_server: PostgresServer) -> AsyncIterator[AsyncEngine]:
+        engine = create_async_engine(postgres_server.url)
+        yield engine
+        await engine.dispose()
+
+    async def test_the_server_runs_one_statement_per_operation_without_transactions(
+        self, store: SQLAlchemyStore, postgres_server: PostgresServer
+    ) -> None:
+        key = "session:server-side"
+        await store.ping()
+        # Warm up: each pooled connection prepares a statement the first time.
+        for _ in range(2):
+            version = await store.save(key, b"a", 60, None)
+            await store.load(key)
+            await store.load(key, refresh_ttl=60)
+            await store.save(key, b"b", 60, version)  # type: ignore[arg-type]
+            await store.delete(key)
+
+        async def logged(operation: Awaitable[object]) -> list[str]:
+            start = postgres_server.log_size()
+            await operation
+            return postgres_server.statements_since(start)
+
+        created = await logged(store.save(key, b"a", 60, None))
+        assert len(created) == 1 and "INSERT INTO" in created[0], created
+        record = await store.load(key)
+        assert record is not None
+        for operation in (
+            store.load(key),
+            store.load(key, refresh_ttl=60),
+            store.save(key, b"b", 60, record.version),
+            store.delete(key),
+        ):
+            logged_statements = await logged(operation)
+            assert len(logged_statements) == 1, logged_statements
+            assert "BEGIN" not in logged_statements[0]
+
+    async def test_operations_cut_short_by_a_timeout_leave_the_store_working(
+        self, store: SQLAlchemyStore, engine: AsyncEngine
+    ) -> None:
+        version = await create(store)
+        table = store.table
+        async with engine.connect() as locker:
+            # Holding the row lock makes the store's writes wait until cancelled.
+            await locker.execute(select(table).where(table.c.id == KEY).with_for_update())
+            for write in (store.load(KEY, 60), store.save(KEY, b"late", 60, version)):  # type: ignore[arg-type]
+                with anyio.move_on_after(0.5) as waited:
+                    await write
+                assert waited.cancelled_caught
+            await locker.rollback()
+        # The server may still apply a write its client gave up on; either way
+        # the store goes on with a consistent record.
+        record = await store.load(KEY)
+        assert record is not None and record.payload in (b"one", b"late")
+        saved = await store.save(KEY, b"two", 60, record.version)
+        assert await store.load(KEY) == Record(b"two", saved)  # type: ignore[arg-type]
+
+    async def test_ping_fails_on_a_closed_port_and_the_address_hides_the_password(
+        self,
+    ) -> None:
+        port = free_port()
+        store = SQLAlchemyStore.from_url(f"postgresql+asyncpg://app:secret@127.0.0.1:{port}/db")
+        assert store.address == f"postgresql+asyncpg://app:***@127.0.0.1:{port}/db"
+        with pytest.raises(OSError, match="Connect call failed"):
+            await store.ping()
+        await store.close()
+
+
+def settings(**config: Any) -> Settings:
+    app = Quart(__name__)
+    app.config.update(SESSION_TYPE="sqlalchemy", **config)
+    return Settings.from_app(app)
+
+
+async def test_unreachable_at_startup_names_the_store_and_address_without_password() -> None:
+    port = free_port()
+    app = Quart(__name__)
+    app.config.update(
+        SESSION_TYPE="sqlalchemy",
+        SESSION_URI=f"postgresql+asyncpg://app:secret@127.0.0.1:{port}/db",
+    )
+    Session(app)
+    with pytest.raises(SessionBackendError) as caught:
+        await app.startup()
+    message = str(caught.value)
+    assert f"'sqlalchemy' at postgresql+asyncpg://app:***@127.0.0.1:{port}/db" in message
+    assert "secret" not in message
+
+
+@pytest.mark.parametrize(
+    ("config", "problem"),
+    [
+        ({}, "needs SESSION_SQLALCHEMY"),
+        ({"SESSION_SQLALCHEMY": object()}, "must be an AsyncEngine"),
+        ({"SESSION_SQLALCHEMY_URI": "not a url"}, "is not a SQLAlchemy URL"),
+        ({"SESSION_SQLALCHEMY_URI": "sqlite:///x.db"}, "asyncio driver"),
+        ({"SESSION_URI": "nosuchdb+nodriver://h/db"}, "cannot be used"),
+        (
+            {"SESSION_SQLALCHEMY_URI": "sqlite+aiosqlite://", "SESSION_SQLALCHEMY_TABLE": ""},
+            "TABLE",
+        ),
+    ],
+)
+def test_bad_settings_are_refused(config: dict[str, Any], problem: str) -> None:
+    with pytest.raises(SessionConfigError, match=problem):
+        from_settings(settings(**config))
+
+
+@pytest.mark.anyio
+async def test_a_locked_sqlite_database_answers_503_in_time_and_leaves_nothing_hanging(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "locked.db"
+    app = build_app(
+        {
+            "SESSION_TYPE": "sqlalchemy",
+            "SESSION_SQLALCHEMY_URI": f"sqlite+aiosqlite:///{database}",
+            "SESSION_BACKEND_TIMEOUT": 1.0,
+        },
+        tmp_path,
+    )
+    browser = Browser(app)
+    await browser.text("/set/user/alice")
+    locker = sqlite3.connect(database)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        started = time.monotonic()
+        response = await browser.get("/set/user/bob")
+        assert response.status_code == 503
+        assert time.monotonic() - started < 2.0
+    finally:
+        locker.rollback()
+        locker.close()
+    assert await browser.text("/get/user") == "'alice'"
+    await app.session_interface.close()  # type: ignore[attr-defined]
