@@ -5,7 +5,8 @@ dirs, stopped after: the ``redis_standalone``, ``redis_cluster`` and
 
 Also ``store_for`` (a store from app.config keys), ``StandaloneClient`` and
 ``ClusterClient`` (redis-py ``client`` fixtures), ``StoreOnClient`` (a store
-fixture on such a client) and ``CommandCounter``: round trips measured as
+fixture on such a client), ``FrozenStandalone`` (the outage suites'
+``store_control``) and ``CommandCounter``: round trips measured as
 ``INFO commandstats`` deltas.
 Commands a Lua script runs inside the server count there too (a save shows
 as EVALSHA + GETRANGE + SET): the client sent one, EVALSHA.
@@ -31,7 +32,7 @@ from redis.asyncio import Redis, RedisCluster
 from quart_session.config import Settings
 from quart_session.stores.redis import RedisStore, from_settings
 
-from .processes import free_port, need_binary, running
+from .processes import Frozen, free_port, need_binary, running
 
 SERVICE = "sessions"
 """The Sentinel service name of the watched master."""
@@ -205,6 +206,14 @@ class ClusterClient:
         client = RedisCluster(host="127.0.0.1", port=redis_cluster.ports[0])
         yield client
         await client.aclose()
+
+
+class FrozenStandalone:
+    """``store_control``: the standalone server frozen and thawed (``Frozen``)."""
+
+    @pytest.fixture
+    def store_control(self, redis_standalone: Standalone) -> Frozen:
+        return Frozen(redis_standalone.process.pid)
 
 
 class StoreOnClient:

@@ -23,6 +23,7 @@ from glide import (
 )
 from redis.asyncio import RedisCluster
 
+from ..suites.contract import TrioLoop
 from .redis import Cluster, CommandCounter, Standalone, flush
 
 
@@ -57,12 +58,8 @@ class StoreFromUrl(OnStandalone):
         return {"SESSION_TYPE": "redis", "SESSION_URI": redis_standalone.url}
 
 
-class StoreFromUrlOnTrio(StoreFromUrl):
+class StoreFromUrlOnTrio(TrioLoop, StoreFromUrl):
     """Under Trio the store makes a GLIDE client from the URL."""
-
-    @pytest.fixture
-    def anyio_backend(self) -> str:
-        return "trio"
 
 
 class RedisPyCluster(OnCluster):

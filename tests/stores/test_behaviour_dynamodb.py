@@ -12,7 +12,7 @@ import pytest
 from ..servers.dynamodb import CREDENTIALS, REGION, DynamoDBServer
 from ..servers.processes import Frozen
 from ..suites.behaviour import ReadRaw, SessionBehaviour
-from ..suites.concurrency import OutageBehaviour
+from ..suites.outage import OutageBehaviour
 from ..suites.race import RegenerateRaceBehaviour
 
 pytestmark = pytest.mark.servers

@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 from quart import Quart
-from quart_trio import QuartTrio
 
-from ..suites.behaviour import ReadRaw, SessionBehaviour
+from ..suites.behaviour import OnTrio, ReadRaw, SessionBehaviour
 
 
 class FileSystemFixtures:
@@ -56,23 +55,9 @@ class TestFileSystemBehaviour(FileSystemFixtures, SessionBehaviour):
     pass
 
 
-class TestFileSystemBehaviourOnTrio(TestFileSystemBehaviour):
+class TestFileSystemBehaviourOnTrio(OnTrio, TestFileSystemBehaviour):
     """The same suite in a QuartTrio app on the Trio event loop."""
 
-    @pytest.fixture
-    def anyio_backend(self) -> str:
-        return "trio"
 
-    @pytest.fixture
-    def app_class(self) -> type[Quart]:
-        return QuartTrio
-
-
-class TestMemoryBehaviourOnTrio(TestMemoryBehaviour):
-    @pytest.fixture
-    def anyio_backend(self) -> str:
-        return "trio"
-
-    @pytest.fixture
-    def app_class(self) -> type[Quart]:
-        return QuartTrio
+class TestMemoryBehaviourOnTrio(OnTrio, TestMemoryBehaviour):
+    pass

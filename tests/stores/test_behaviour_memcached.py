@@ -12,7 +12,7 @@ from quart_session.stores.memcached import memcached_key
 
 from ..servers.memcached import MemcachedServer
 from ..suites.behaviour import ReadRaw, SessionBehaviour
-from ..suites.concurrency import OutageBehaviour
+from ..suites.outage import OutageBehaviour
 from ..suites.race import RegenerateRaceBehaviour
 
 pytestmark = pytest.mark.servers

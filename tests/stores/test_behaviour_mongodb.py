@@ -12,7 +12,7 @@ from pymongo import AsyncMongoClient
 from ..servers.mongodb import MongoServer
 from ..servers.processes import Frozen
 from ..suites.behaviour import ReadRaw, SessionBehaviour
-from ..suites.concurrency import OutageBehaviour
+from ..suites.outage import OutageBehaviour
 from ..suites.race import RegenerateRaceBehaviour
 
 pytestmark = pytest.mark.servers

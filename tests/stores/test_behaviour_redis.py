@@ -17,16 +17,22 @@ from glide import (
     NodeAddress,
 )
 from quart import Quart
-from quart_trio import QuartTrio
 from redis.asyncio import Redis, RedisCluster
 
 from quart_session.stores.redis import decode
 from quart_session.stores.redis.glide import GlideDriver
 
-from ..servers.processes import Frozen
-from ..servers.redis import Cluster, ClusterClient, Standalone, StandaloneClient, flush
-from ..suites.behaviour import Browser, ReadRaw, SessionBehaviour
-from ..suites.concurrency import ConcurrencyBehaviour, OutageBehaviour
+from ..servers.redis import (
+    Cluster,
+    ClusterClient,
+    FrozenStandalone,
+    Standalone,
+    StandaloneClient,
+    flush,
+)
+from ..suites.behaviour import Browser, OnTrio, ReadRaw, SessionBehaviour
+from ..suites.concurrency import ConcurrencyBehaviour
+from ..suites.outage import OutageBehaviour
 from ..suites.race import InProcessRegenerateRace, RegenerateRaceBehaviour
 
 pytestmark = pytest.mark.servers
@@ -65,7 +71,7 @@ class TestRedisBehaviour(StandaloneFixtures, ClosesApps, SessionBehaviour):
     pass
 
 
-class TestRedisConcurrency(StandaloneFixtures, OutageBehaviour):
+class TestRedisConcurrency(StandaloneFixtures, FrozenStandalone, OutageBehaviour):
     @pytest.fixture
     def store_config(self, redis_standalone: Standalone) -> dict[str, Any]:
         # Pytest sees one store_config per class, so OutageBehaviour's own
@@ -75,10 +81,6 @@ class TestRedisConcurrency(StandaloneFixtures, OutageBehaviour):
             "SESSION_URI": redis_standalone.url,
             "SESSION_BACKEND_TIMEOUT": self.TIMEOUT,
         }
-
-    @pytest.fixture
-    def store_control(self, redis_standalone: Standalone) -> Frozen:
-        return Frozen(redis_standalone.process.pid)
 
 
 class ClusterFixtures(ClusterClient):
@@ -135,17 +137,9 @@ class TestGlideClusterBehaviour(GlideFixtures, SessionBehaviour):
         await client.close()
 
 
-class TestGlideBehaviourOnTrio(ClosesApps, SessionBehaviour):
+class TestGlideBehaviourOnTrio(OnTrio, ClosesApps, SessionBehaviour):
     """A QuartTrio app with SESSION_TYPE "redis+trio" and a URL: its store makes
     a GLIDE client on the Trio loop."""
-
-    @pytest.fixture
-    def anyio_backend(self) -> str:
-        return "trio"
-
-    @pytest.fixture
-    def app_class(self) -> type[Quart]:
-        return QuartTrio
 
     @pytest.fixture
     async def client(self, redis_standalone: Standalone) -> AsyncIterator[GlideClient]:

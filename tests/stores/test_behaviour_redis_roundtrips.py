@@ -17,11 +17,10 @@ from typing import Any
 
 import pytest
 from quart import Quart
-from quart_trio import QuartTrio
 
 from ..servers import redis_roundtrips
 from ..servers.redis import CommandCounter, key_count
-from ..suites.behaviour import Browser, build_app
+from ..suites.behaviour import Browser, OnTrio, build_app
 
 pytestmark = pytest.mark.servers
 
@@ -118,9 +117,5 @@ class TestGlideCluster(redis_roundtrips.GlideCluster, RequestRoundTrips):
     pass
 
 
-class TestGlideOnTrio(redis_roundtrips.StoreFromUrlOnTrio, RequestRoundTrips):
+class TestGlideOnTrio(OnTrio, redis_roundtrips.StoreFromUrl, RequestRoundTrips):
     """A QuartTrio app; its store makes a GLIDE client from the URL."""
-
-    @pytest.fixture
-    def app_class(self) -> type[Quart]:
-        return QuartTrio

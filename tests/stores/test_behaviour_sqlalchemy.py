@@ -15,7 +15,8 @@ from quart_session.stores.sqlalchemy import row_id, session_table, utcnow
 
 from ..servers.postgres import PostgresServer
 from ..suites.behaviour import ReadRaw, SessionBehaviour
-from ..suites.concurrency import ConcurrencyBehaviour, OutageBehaviour
+from ..suites.concurrency import ConcurrencyBehaviour
+from ..suites.outage import OutageBehaviour
 from ..suites.race import RegenerateRaceBehaviour
 
 pytestmark = pytest.mark.servers

@@ -3,23 +3,24 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import aioboto3
 import anyio
 import pytest
+from botocore.exceptions import EndpointConnectionError
 from quart import Quart
 
-from quart_session import Session
 from quart_session.config import Settings
-from quart_session.errors import SessionBackendError, SessionConfigError
-from quart_session.stores.base import Outcome, Record
+from quart_session.errors import SessionConfigError
+from quart_session.stores.base import Record, Version
 from quart_session.stores.dynamodb import DynamoDBStore, from_settings
 
 from ..servers.dynamodb import REGION, DynamoDBServer, RequestCounter
 from ..servers.processes import free_port
-from ..suites.contract import KEY, StoreContract, create
+from ..suites.contract import KEY, ExpiredLeftovers, StoreContract, create
+from ..suites.outage import Unreachable, UnreachableStore
 
 pytestmark = [pytest.mark.servers, pytest.mark.anyio]
 
@@ -47,21 +48,38 @@ async def store(dynamodb_server: DynamoDBServer, table: str) -> AsyncIterator[Dy
     await store.close()
 
 
-async def plant_expired(raw: Any, table: str, key: str) -> None:
-    """An item past its expiry that DynamoDB's (lazy) TTL has not removed yet."""
-    await raw.put_item(
-        TableName=table,
-        Item={
-            "id": {"S": key},
-            "data": {"B": b"old"},
-            "version": {"N": "7"},
-            "deadline": {"N": str(int(time.time() * 1000) - 5000)},
-            "expiry": {"N": str(int(time.time()) - 5)},
-        },
-    )
+class DynamoDBLeftovers:
+    """Items past their expiry that DynamoDB's (lazy) TTL has not removed yet."""
+
+    def __init__(self, raw: Any, table: str) -> None:
+        self.raw = raw
+        self.table = table
+
+    async def plant(self, keys: Sequence[str]) -> list[Version]:
+        for key in keys:
+            await self.raw.put_item(
+                TableName=self.table,
+                Item={
+                    "id": {"S": key},
+                    "data": {"B": b"old"},
+                    "version": {"N": "7"},
+                    "deadline": {"N": str(int(time.time() * 1000) - 5000)},
+                    "expiry": {"N": str(int(time.time()) - 5)},
+                },
+            )
+        return [7] * len(keys)
+
+    async def stored(self, key: str) -> bool:
+        return "Item" in await self.raw.get_item(TableName=self.table, Key={"id": {"S": key}})
 
 
-class TestDynamoDBStore(StoreContract):
+@pytest.fixture
+async def leftovers(store: DynamoDBStore, raw: Any, table: str) -> DynamoDBLeftovers:
+    await store.ping()  # creates the table
+    return DynamoDBLeftovers(raw, table)
+
+
+class TestDynamoDBStore(StoreContract, ExpiredLeftovers):
     async def test_item_shape_and_table_settings(
         self, store: DynamoDBStore, raw: Any, table: str
     ) -> None:
@@ -93,22 +111,6 @@ class TestDynamoDBStore(StoreContract):
         assert await store.load(KEY, refresh_ttl=900) is not None
         deadline, expiry = await remaining()
         assert 890 < deadline <= 900 and 890 < expiry <= 901
-
-    async def test_expired_items_are_ignored_before_ttl_deletes_them(
-        self, store: DynamoDBStore, raw: Any, table: str
-    ) -> None:
-        await store.ping()  # creates the table
-        await plant_expired(raw, table, KEY)
-        await plant_expired(raw, table, "session:b")
-
-        assert await store.load(KEY) is None
-        assert await store.load(KEY, refresh_ttl=60) is None
-        assert await store.save(KEY, b"new", 60, 7) is Outcome.GONE
-        assert await store.count("session:") == 0
-        version = await create(store, payload=b"fresh")  # the leftover does not block it
-        assert await store.load(KEY) == Record(b"fresh", version)  # type: ignore[arg-type]
-        assert await store.purge_expired() == 1
-        assert "Item" not in await raw.get_item(TableName=table, Key={"id": {"S": "session:b"}})
 
     async def test_count_sees_only_live_records_with_the_prefix(self, store: DynamoDBStore) -> None:
         await create(store, key="session:a")
@@ -143,39 +145,29 @@ class TestDynamoDBStore(StoreContract):
         assert await operations(lambda: store.save("session:new", b"x", 60, None)) == ["PutItem"]
         assert await operations(lambda: store.delete(KEY)) == ["DeleteItem"]
 
-    async def test_ping_fails_quickly_on_a_closed_port(self) -> None:
+class TestDynamoDBUnreachable(UnreachableStore):
+    @pytest.fixture
+    def unreachable(
+        self,
+        dynamodb_server: DynamoDBServer,  # only for its dummy credentials
+    ) -> Unreachable:
         port = free_port()
-        session = aioboto3.Session(aws_access_key_id="x", aws_secret_access_key="x")
-        store = DynamoDBStore(
-            "t", session=session, endpoint_url=f"http://127.0.0.1:{port}", region=REGION
+        return Unreachable(
+            config={
+                "SESSION_TYPE": "dynamodb",
+                "SESSION_DYNAMODB_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+                "SESSION_DYNAMODB_REGION": REGION,
+            },
+            address=f"http://127.0.0.1:{port}/sessions",
+            error=EndpointConnectionError,
+            match="Could not connect",
         )
-        assert store.address == f"http://127.0.0.1:{port}/t"
-        with anyio.fail_after(5), pytest.raises(Exception, match="Could not connect"):
-            await store.ping()
-        await store.close()
 
 
 def settings(**config: Any) -> Settings:
     app = Quart(__name__)
     app.config.update(SESSION_TYPE="dynamodb", **config)
     return Settings.from_app(app)
-
-
-async def test_unreachable_at_startup_names_the_store_and_address(
-    dynamodb_server: DynamoDBServer,  # only for its dummy credentials
-) -> None:
-    port = free_port()
-    app = Quart(__name__)
-    app.config.update(
-        SESSION_TYPE="dynamodb",
-        SESSION_DYNAMODB_ENDPOINT_URL=f"http://127.0.0.1:{port}",
-        SESSION_DYNAMODB_REGION=REGION,
-    )
-    Session(app)
-    with anyio.fail_after(5), pytest.raises(SessionBackendError) as failure:
-        await app.startup()
-    await app.session_interface.close()  # type: ignore[attr-defined]
-    assert f"'dynamodb' at http://127.0.0.1:{port}/sessions" in str(failure.value)
 
 
 async def test_settings_pick_endpoint_region_and_table(

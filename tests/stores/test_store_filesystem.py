@@ -10,15 +10,10 @@ import pytest
 
 from quart_session.stores.filesystem import FileSystemStore
 
-from ..suites.contract import StoreContract
+from ..suites.contract import BothLoops, StoreContract
 
 
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-class TestFileSystemStore(StoreContract):
+class TestFileSystemStore(BothLoops, StoreContract):
     @pytest.fixture
     async def store(self, tmp_path: Path) -> AsyncIterator[FileSystemStore]:
         yield FileSystemStore(tmp_path / "sessions")

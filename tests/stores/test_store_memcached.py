@@ -8,9 +8,8 @@ import anyio
 import pytest
 from quart import Quart
 
-from quart_session import Session
 from quart_session.config import Settings
-from quart_session.errors import SessionBackendError, SessionConfigError
+from quart_session.errors import SessionConfigError
 from quart_session.stores.base import Record
 from quart_session.stores.memcached import (
     HASH_MARK,
@@ -22,6 +21,7 @@ from quart_session.stores.memcached import (
 from ..servers.memcached import MemcachedServer
 from ..servers.processes import free_port
 from ..suites.contract import StoreContract, create
+from ..suites.outage import CutShortOperations, Unreachable, UnreachableStore
 
 pytestmark = [pytest.mark.servers, pytest.mark.anyio]
 
@@ -109,27 +109,6 @@ class TestMemcachedStore(StoreContract):
         assert await round_trips(store.delete("session:rt")) == 1
         assert await round_trips(store.save("session:rt", b"d", 60, record.version)) == 1
 
-    async def test_an_interrupted_command_never_hands_its_reply_to_the_next(
-        self,
-        memcached_server: MemcachedServer,
-        raw: aiomcache.Client,
-    ) -> None:
-        # One connection, so the next command would reuse the interrupted one.
-        client = aiomcache.Client(memcached_server.host, memcached_server.port, pool_size=1)
-        store = MemcachedStore(client)
-        await create(store, key="session:a", payload=b"a")
-        await create(store, key="session:b", payload=b"b")
-        await memcached_server.stop()  # the request is sent, the reply held back
-        try:
-            with anyio.move_on_after(0.5) as scope:
-                await store.load("session:a")
-            assert scope.cancelled_caught
-        finally:
-            await memcached_server.start()
-        record = await store.load("session:b")
-        assert record is not None and record.payload == b"b"
-        await client.close()
-
     async def test_a_reply_left_on_a_shared_client_is_never_taken_for_ours(
         self, memcached_server: MemcachedServer, raw: aiomcache.Client
     ) -> None:
@@ -151,13 +130,30 @@ class TestMemcachedStore(StoreContract):
         assert record is not None and record.payload == b"b"
         await client.close()
 
-    async def test_ping_fails_on_a_closed_port(self) -> None:
+class TestMemcachedCutShort(CutShortOperations):
+    @pytest.fixture
+    async def store(
+        self, memcached_server: MemcachedServer, raw: aiomcache.Client
+    ) -> AsyncIterator[MemcachedStore]:
+        # One connection, so the next command would reuse the interrupted one.
+        client = aiomcache.Client(memcached_server.host, memcached_server.port, pool_size=1)
+        yield MemcachedStore(client)
+        await client.close()
+
+    @pytest.fixture
+    def store_control(self, memcached_server: MemcachedServer) -> MemcachedServer:
+        return memcached_server
+
+
+class TestMemcachedUnreachable(UnreachableStore):
+    @pytest.fixture
+    def unreachable(self) -> Unreachable:
         port = free_port()
-        store = MemcachedStore.connect("127.0.0.1", port)
-        assert store.address == f"127.0.0.1:{port}"
-        with pytest.raises(ConnectionRefusedError):
-            await store.ping()
-        await store.close()
+        return Unreachable(
+            config={"SESSION_TYPE": "memcached", "SESSION_MEMCACHED_PORT": port},
+            address=f"127.0.0.1:{port}",
+            error=ConnectionRefusedError,
+        )
 
 
 async def remaining_ttl(raw: aiomcache.Client, key: bytes) -> int:
@@ -177,15 +173,6 @@ def settings(**config: Any) -> Settings:
     app = Quart(__name__)
     app.config.update(SESSION_TYPE="memcached", **config)
     return Settings.from_app(app)
-
-
-async def test_unreachable_at_startup_names_the_store_and_address() -> None:
-    port = free_port()
-    app = Quart(__name__)
-    app.config.update(SESSION_TYPE="memcached", SESSION_MEMCACHED_PORT=port)
-    Session(app)
-    with pytest.raises(SessionBackendError, match=rf"'memcached' at 127\.0\.0\.1:{port}"):
-        await app.startup()
 
 
 async def test_a_client_handed_in_is_used_and_left_open(

@@ -6,15 +6,10 @@ import pytest
 
 from quart_session.stores.memory import MemoryStore
 
-from ..suites.contract import StoreContract
+from ..suites.contract import BothLoops, StoreContract
 
 
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-class TestMemoryStore(StoreContract):
+class TestMemoryStore(BothLoops, StoreContract):
     @pytest.fixture
     async def store(self) -> AsyncIterator[MemoryStore]:
         yield MemoryStore()

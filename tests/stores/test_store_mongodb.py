@@ -1,24 +1,25 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
 import pytest
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 from quart import Quart
 
-from quart_session import Session
 from quart_session.config import Settings
-from quart_session.errors import SessionBackendError, SessionConfigError
-from quart_session.stores.base import Outcome, Record
+from quart_session.errors import SessionConfigError
+from quart_session.stores.base import Outcome, Record, Version
 from quart_session.stores.mongodb import MongoDBStore, from_settings
 
 from ..servers.mongodb import CommandCounter, MongoServer, stored_date
 from ..servers.processes import free_port
-from ..suites.contract import KEY, StoreContract, create
+from ..suites.contract import KEY, ExpiredLeftovers, StoreContract, create
+from ..suites.outage import Unreachable, UnreachableStore
 
 pytestmark = [pytest.mark.servers, pytest.mark.anyio]
 
@@ -56,7 +57,38 @@ async def store(
     await store.close()
 
 
-class TestMongoDBStore(StoreContract):
+class MongoLeftovers:
+    """Expired documents in a collection without its TTL index."""
+
+    def __init__(self, sessions: AsyncCollection[Document]) -> None:
+        self.sessions = sessions
+
+    async def plant(self, keys: Sequence[str]) -> list[Version]:
+        past = datetime.now(UTC) - timedelta(seconds=5)
+        for key in keys:
+            document = {"_id": key, "data": b"old", "version": 7, "expiry": past}
+            await self.sessions.insert_one(document)
+        return [7] * len(keys)
+
+    async def stored(self, key: str) -> bool:
+        return await self.sessions.find_one({"_id": key}) is not None
+
+
+@pytest.fixture
+async def leftovers(
+    store: MongoDBStore, raw: AsyncMongoClient[Document], collection_name: str
+) -> MongoLeftovers:
+    # Without the TTL index: nx-27017 would otherwise purge on every read, as
+    # MongoDB's monitor may not for a minute.
+    await store.ping()  # creates the collection and its index
+    sessions = raw["quart_session"][collection_name]
+    for name, index in (await sessions.index_information()).items():
+        if index["key"] == [("expiry", 1)]:
+            await sessions.drop_index(name)
+    return MongoLeftovers(sessions)
+
+
+class TestMongoDBStore(StoreContract, ExpiredLeftovers):
     async def test_document_shape_and_ttl_index(
         self, store: MongoDBStore, raw: AsyncMongoClient[Document], collection_name: str
     ) -> None:
@@ -95,29 +127,6 @@ class TestMongoDBStore(StoreContract):
         assert new_version not in (Outcome.CONFLICT, Outcome.GONE)
         assert 895 < await seconds_left() <= 900
         assert await store.load(KEY) == Record(b"two", new_version)
-
-    async def test_expired_documents_are_ignored_without_the_ttl_monitor(
-        self, store: MongoDBStore, raw: AsyncMongoClient[Document], collection_name: str
-    ) -> None:
-        # Drop the TTL index (nx-27017 would otherwise purge on every read, as
-        # MongoDB's monitor may not for a minute) and plant an expired leftover.
-        await store.ping()
-        sessions = raw["quart_session"][collection_name]
-        for name, index in (await sessions.index_information()).items():
-            if index["key"] == [("expiry", 1)]:
-                await sessions.drop_index(name)
-        past = datetime.now(UTC) - timedelta(seconds=5)
-        await sessions.insert_one({"_id": KEY, "data": b"old", "version": 7, "expiry": past})
-        await sessions.insert_one({"_id": "session:b", "data": b"b", "version": 7, "expiry": past})
-
-        assert await store.load(KEY) is None
-        assert await store.load(KEY, refresh_ttl=60) is None
-        assert await store.save(KEY, b"new", 60, 7) is Outcome.GONE
-        assert await store.count("session:") == 0
-        version = await create(store, payload=b"fresh")  # the leftover does not block it
-        assert await store.load(KEY) == Record(b"fresh", version)  # type: ignore[arg-type]
-        assert await store.purge_expired() == 1
-        assert await sessions.find_one({"_id": "session:b"}) is None
 
     async def test_count_sees_only_live_records_with_the_prefix(self, store: MongoDBStore) -> None:
         await create(store, key="session:a")
@@ -171,32 +180,23 @@ class TestMongoDBStore(StoreContract):
         assert await commands(lambda: store.save("session:new", b"x", 60, None)) == ["update"]
         assert await commands(lambda: store.delete(KEY)) == ["delete"]
 
-    async def test_ping_fails_quickly_on_a_closed_port(self) -> None:
+class TestMongoDBUnreachable(UnreachableStore):
+    @pytest.fixture
+    def unreachable(self) -> Unreachable:
         port = free_port()
-        store = from_settings(settings(SESSION_MONGODB_URI=f"mongodb://u:secret@127.0.0.1:{port}"))
-        assert store.address == f"127.0.0.1:{port}/quart_session.sessions"
-        with anyio.fail_after(5), pytest.raises(ConnectionError, match=r"Connect call failed"):
-            await store.ping()
-        await store.close()
+        return Unreachable(
+            config={"SESSION_TYPE": "mongodb", "SESSION_URI": f"mongodb://u:secret@127.0.0.1:{port}"},
+            address=f"127.0.0.1:{port}/quart_session.sessions",
+            error=ConnectionError,
+            match="Connect call failed",
+            hidden=("secret", "Topology Description"),
+        )
 
 
 def settings(**config: Any) -> Settings:
     app = Quart(__name__)
     app.config.update(SESSION_TYPE="mongodb", **config)
     return Settings.from_app(app)
-
-
-async def test_unreachable_at_startup_names_the_store_and_address() -> None:
-    port = free_port()
-    app = Quart(__name__)
-    app.config.update(SESSION_TYPE="mongodb", SESSION_URI=f"mongodb://127.0.0.1:{port}")
-    Session(app)
-    with anyio.fail_after(5), pytest.raises(SessionBackendError) as failure:
-        await app.startup()
-    await app.session_interface.close()  # type: ignore[attr-defined]
-    message = str(failure.value)
-    assert f"'mongodb' at 127.0.0.1:{port}/quart_session.sessions" in message
-    assert "Topology Description" not in message
 
 
 async def test_settings_pick_database_and_collection(

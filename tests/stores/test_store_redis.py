@@ -15,11 +15,12 @@ from quart_session.errors import SessionConfigError
 from quart_session.stores.base import Outcome, Record
 from quart_session.stores.redis import RedisPyDriver, RedisStore
 
-from ..servers.processes import Frozen
+from ..servers.processes import free_port
 from ..servers.redis import (
     SERVICE,
     Cluster,
     ClusterClient,
+    FrozenStandalone,
     SentinelSetup,
     Standalone,
     StandaloneClient,
@@ -30,33 +31,13 @@ from ..servers.redis import (
     store_for,
     wait_for,
 )
-from ..suites.contract import StoreContract, create
+from ..suites.contract import StoreContract
+from ..suites.outage import CutShortOperations, Unreachable, UnreachableStore
 
 pytestmark = pytest.mark.servers
 
 
-class CutShort:
-    """A subclass provides a ``store`` on the ``redis_standalone`` server."""
-
-    async def test_an_operation_cut_short_leaves_the_store_working(
-        self, store: RedisStore, redis_standalone: Standalone
-    ) -> None:
-        await create(store, key="session:a", payload=b"a")
-        await create(store, key="session:b", payload=b"b")
-        server = Frozen(redis_standalone.process.pid)
-        await server.stop()
-        try:
-            with anyio.move_on_after(0.5) as waited:
-                await store.load("session:a")
-            assert waited.cancelled_caught
-        finally:
-            await server.start()
-        # The late reply to the cancelled GET must not be taken for this one.
-        record = await store.load("session:b")
-        assert record is not None and record.payload == b"b"
-
-
-class TestRedisFromUrl(CutShort, StoreContract):
+class TestRedisFromUrl(FrozenStandalone, CutShortOperations, StoreContract):
     @pytest.fixture
     async def store(self, redis_standalone: Standalone) -> AsyncIterator[RedisStore]:
         flush([redis_standalone.port])
@@ -195,6 +176,19 @@ class TestRedisSentinel(StoreOnClient, StoreContract):
         assert not isinstance(after, Outcome)
         with redis.Redis(port=replica) as client:
             assert client.get("session:a") == b"qs4:" + str(after).encode() + b"after"
+
+
+class TestRedisUnreachable(UnreachableStore):
+    @pytest.fixture
+    def unreachable(self) -> Unreachable:
+        port = free_port()
+        return Unreachable(
+            config={"SESSION_TYPE": "redis", "SESSION_URI": f"redis://:s3cret@127.0.0.1:{port}/0"},
+            address=f"redis://127.0.0.1:{port}/0",
+            error=redis.ConnectionError,
+            match="Connect call failed",
+            hidden=("s3cret",),
+        )
 
 
 class TestSettings:

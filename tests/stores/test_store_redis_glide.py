@@ -21,9 +21,16 @@ from quart_session.errors import SessionConfigError
 from quart_session.stores.redis import RedisStore
 from quart_session.stores.redis.glide import GlideDriver
 
-from ..servers.redis import Cluster, Standalone, StoreOnClient, flush, store_for
-from ..suites.contract import StoreContract
-from .test_store_redis import CutShort
+from ..servers.redis import (
+    Cluster,
+    FrozenStandalone,
+    Standalone,
+    StoreOnClient,
+    flush,
+    store_for,
+)
+from ..suites.contract import StoreContract, TrioLoop
+from ..suites.outage import CutShortOperations
 
 pytestmark = pytest.mark.servers
 
@@ -38,7 +45,7 @@ async def glide_cluster_client(port: int) -> GlideClusterClient:
     return await GlideClusterClient.create(config)
 
 
-class TestGlideStandalone(StoreOnClient, CutShort, StoreContract):
+class TestGlideStandalone(StoreOnClient, FrozenStandalone, CutShortOperations, StoreContract):
     @pytest.fixture
     async def client(self, redis_standalone: Standalone) -> AsyncIterator[GlideClient]:
         flush([redis_standalone.port])
@@ -86,12 +93,8 @@ class TestGlideCluster(StoreContract):
         assert store.address.startswith("glide cluster 127.0.0.1:")
 
 
-class TestGlideOnTrio(CutShort, StoreContract):
+class TestGlideOnTrio(TrioLoop, FrozenStandalone, CutShortOperations, StoreContract):
     """Under Trio the store makes a GLIDE client from SESSION_URI."""
-
-    @pytest.fixture
-    def anyio_backend(self) -> str:
-        return "trio"
 
     @pytest.fixture
     async def store(self, redis_standalone: Standalone) -> AsyncIterator[RedisStore]:

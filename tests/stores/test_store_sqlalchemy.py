@@ -3,7 +3,7 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -14,10 +14,9 @@ from quart import Quart
 from sqlalchemy import event, func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from quart_session import Session
 from quart_session.config import Settings
-from quart_session.errors import SessionBackendError, SessionConfigError
-from quart_session.stores.base import Outcome, Record
+from quart_session.errors import SessionConfigError
+from quart_session.stores.base import Record, Version
 from quart_session.stores.sqlalchemy import (
     MAX_ID_LENGTH,
     SQLAlchemyStore,
@@ -29,7 +28,8 @@ from quart_session.stores.sqlalchemy import (
 from ..servers.postgres import PostgresServer
 from ..servers.processes import free_port
 from ..suites.behaviour import Browser, build_app
-from ..suites.contract import KEY, StoreContract, create
+from ..suites.contract import KEY, ExpiredLeftovers, StoreContract, create
+from ..suites.outage import Unreachable, UnreachableStore
 
 pytestmark = [pytest.mark.servers, pytest.mark.anyio]
 
@@ -63,8 +63,28 @@ async def rows(store: SQLAlchemyStore, engine: AsyncEngine) -> dict[str, bytes]:
         return {row.id: row.data for row in result}
 
 
-class SQLStoreTests(StoreContract):
+class SQLLeftovers:
+    """Rows the store wrote that expired: they stay until purged."""
+
+    def __init__(self, store: SQLAlchemyStore, engine: AsyncEngine) -> None:
+        self.store = store
+        self.engine = engine
+
+    async def plant(self, keys: Sequence[str]) -> list[Version]:
+        versions = [await create(self.store, key=key, ttl=1) for key in keys]
+        await anyio.sleep(1.6)
+        return versions  # type: ignore[return-value]
+
+    async def stored(self, key: str) -> bool:
+        return key in await rows(self.store, self.engine)
+
+
+class SQLStoreTests(StoreContract, ExpiredLeftovers):
     """The contract plus what a SQL store promises, on each database."""
+
+    @pytest.fixture
+    def leftovers(self, store: SQLAlchemyStore, engine: AsyncEngine) -> SQLLeftovers:
+        return SQLLeftovers(store, engine)
 
     @pytest.fixture
     def table(self) -> str:
@@ -94,18 +114,6 @@ class SQLStoreTests(StoreContract):
             for n, store in enumerate(stores):
                 group.start_soon(store.save, f"session:{n}", b"x", 60, None)
         assert await stores[0].count("session:") == 5
-
-    async def test_expired_rows_are_ignored_until_purged_and_give_way_to_new_ones(
-        self, store: SQLAlchemyStore, engine: AsyncEngine
-    ) -> None:
-        version = await create(store, ttl=1)
-        await anyio.sleep(2.1)
-        assert await store.load("session:contract-key") is None
-        assert await store.load("session:contract-key", refresh_ttl=60) is None
-        assert await store.save("session:contract-key", b"two", 60, version) is Outcome.GONE  # type: ignore[arg-type]
-        assert list(await rows(store, engine)) == ["session:contract-key"]
-        new = await create(store, payload=b"new")
-        assert await store.load("session:contract-key") == Record(b"new", new)  # type: ignore[arg-type]
 
     async def test_purge_expired_deletes_the_rows(
         self, store: SQLAlchemyStore, engine: AsyncEngine
@@ -254,36 +262,26 @@ class TestPostgresStore(SQLStoreTests):
         saved = await store.save(KEY, b"two", 60, record.version)
         assert await store.load(KEY) == Record(b"two", saved)  # type: ignore[arg-type]
 
-    async def test_ping_fails_on_a_closed_port_and_the_address_hides_the_password(
-        self,
-    ) -> None:
+class TestPostgresUnreachable(UnreachableStore):
+    @pytest.fixture
+    def unreachable(self) -> Unreachable:
         port = free_port()
-        store = SQLAlchemyStore.from_url(f"postgresql+asyncpg://app:secret@127.0.0.1:{port}/db")
-        assert store.address == f"postgresql+asyncpg://app:***@127.0.0.1:{port}/db"
-        with pytest.raises(OSError, match="Connect call failed"):
-            await store.ping()
-        await store.close()
+        return Unreachable(
+            config={
+                "SESSION_TYPE": "sqlalchemy",
+                "SESSION_URI": f"postgresql+asyncpg://app:secret@127.0.0.1:{port}/db",
+            },
+            address=f"postgresql+asyncpg://app:***@127.0.0.1:{port}/db",
+            error=OSError,
+            match="Connect call failed",
+            hidden=("secret",),
+        )
 
 
 def settings(**config: Any) -> Settings:
     app = Quart(__name__)
     app.config.update(SESSION_TYPE="sqlalchemy", **config)
     return Settings.from_app(app)
-
-
-async def test_unreachable_at_startup_names_the_store_and_address_without_password() -> None:
-    port = free_port()
-    app = Quart(__name__)
-    app.config.update(
-        SESSION_TYPE="sqlalchemy",
-        SESSION_URI=f"postgresql+asyncpg://app:secret@127.0.0.1:{port}/db",
-    )
-    Session(app)
-    with pytest.raises(SessionBackendError) as caught:
-        await app.startup()
-    message = str(caught.value)
-    assert f"'sqlalchemy' at postgresql+asyncpg://app:***@127.0.0.1:{port}/db" in message
-    assert "secret" not in message
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ A store's test class inherits ``SessionBehaviour`` and provides two fixtures:
 
 Requests go through Quart's test client without its cookie jar: each test
 carries the cookie itself (``Browser``), so every Set-Cookie is checked.
+A store that runs on Trio also runs the suite with ``OnTrio``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 import anyio
 import pytest
 from quart import Quart, Response, current_app, send_file, session, websocket
+from quart_trio import QuartTrio
 
 from quart_session import Session, records
 from quart_session.interface import ServerSideSessionInterface
@@ -240,6 +242,18 @@ def build_app(config: dict[str, Any], static_folder: Path, app_class: type[Quart
 
     Session(app)
     return app
+
+
+class OnTrio:
+    """A QuartTrio app on the Trio event loop, for the suites that build apps."""
+
+    @pytest.fixture
+    def anyio_backend(self) -> str:
+        return "trio"
+
+    @pytest.fixture
+    def app_class(self) -> type[Quart]:
+        return QuartTrio
 
 
 @pytest.mark.anyio

@@ -3,8 +3,8 @@ websocket changes survive a disconnect. Every store runs it.
 
 A store's test class inherits ``ConcurrencyBehaviour`` (usually beside
 ``SessionBehaviour``) and provides the same ``store_config`` and ``read_raw``
-fixtures. Networked stores also inherit ``OutageBehaviour`` and provide
-``store_control`` (async ``stop()`` and ``start()`` of their server).
+fixtures. Networked stores inherit ``outage.OutageBehaviour`` instead, which
+adds a store outage to this suite.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 import httpx
@@ -32,12 +32,6 @@ from .behaviour import holds_no_session, parse_set_cookie
 
 ReadRaw = Callable[[str], Awaitable[bytes | None]]
 WRITERS = 40
-
-
-class StoreControl(Protocol):
-    async def stop(self) -> None: ...
-
-    async def start(self) -> None: ...
 
 
 def concurrency_app(config: dict[str, Any]) -> Quart:
@@ -257,38 +251,3 @@ class ConcurrencyBehaviour:
                 await anyio.sleep(0.05)
                 stored = json.loads((await client.get("/keys", headers=cookies)).text)
         assert stored.get("ws") == "kept"
-
-
-@pytest.mark.anyio
-class OutageBehaviour(ConcurrencyBehaviour):
-    """For stores with a server: a store outage is a quick 503, then recovery."""
-
-    TIMEOUT = 1.0
-
-    @property
-    def extra_config(self) -> dict[str, Any]:
-        return {"SESSION_BACKEND_TIMEOUT": self.TIMEOUT}
-
-    async def test_store_down_gives_503_within_the_timeout_then_recovers(
-        self, served: Served, store_control: StoreControl
-    ) -> None:
-        async with served.client() as client:
-            sid = await self.start_session(served, client)
-            cookies = served.cookie_header(sid)
-            await store_control.stop()
-            try:
-                for path in ("/keys", "/set/a/b"):
-                    started = time.monotonic()
-                    response = await client.get(path, headers=cookies)
-                    elapsed = time.monotonic() - started
-                    assert response.status_code == 503, path
-                    assert response.headers["Retry-After"]
-                    assert elapsed < self.TIMEOUT + 1, (path, elapsed)
-            finally:
-                await store_control.start()
-            deadline = time.monotonic() + 10
-            response = await client.get("/set/after/outage", headers=cookies)
-            while response.status_code != 200 and time.monotonic() < deadline:
-                await anyio.sleep(0.2)
-                response = await client.get("/set/after/outage", headers=cookies)
-            assert response.status_code == 200

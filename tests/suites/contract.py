@@ -2,14 +2,21 @@
 
 A subclass provides an async ``store`` fixture yielding a fresh, empty store
 (and cleaning up after). A new store is correct when it passes this suite.
+
+Also ``ExpiredLeftovers``, for stores whose expired records stay stored until
+purged (or until the database's lazy TTL removes them), and the event loops a
+store runs the suites on: ``TrioLoop``, ``BothLoops``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol
+
 import anyio
 import pytest
 
-from quart_session.stores.base import Outcome, Record, Store
+from quart_session.stores.base import Outcome, Record, Store, Version
 
 KEY = "session:contract-key"
 
@@ -163,3 +170,52 @@ class StoreContract:
 
     async def test_ping_succeeds_on_a_reachable_store(self, store: Store) -> None:
         await store.ping()
+
+
+class TrioLoop:
+    """The suite on the Trio event loop (asyncio is the default)."""
+
+    @pytest.fixture
+    def anyio_backend(self) -> str:
+        return "trio"
+
+
+class BothLoops:
+    """The suite once on asyncio, once on Trio: for stores that run on both."""
+
+    @pytest.fixture(params=["asyncio", "trio"])
+    def anyio_backend(self, request: pytest.FixtureRequest) -> str:
+        return str(request.param)
+
+
+class Leftovers(Protocol):
+    """Records past their expiry that the database still holds."""
+
+    async def plant(self, keys: Sequence[str]) -> list[Version]:
+        """Leave a record under each key, expired by the time this returns;
+        their versions, in order."""
+        ...
+
+    async def stored(self, key: str) -> bool:
+        """Whether the database still holds a record (expired or not) under *key*."""
+        ...
+
+
+@pytest.mark.anyio
+class ExpiredLeftovers:
+    """A subclass provides ``store`` and ``leftovers`` (a ``Leftovers`` on it)."""
+
+    async def test_expired_leftovers_are_ignored_until_purged(
+        self, store: Store, leftovers: Leftovers
+    ) -> None:
+        version, _ = await leftovers.plant([KEY, "session:b"])
+        assert await store.load(KEY) is None
+        assert await store.load(KEY, refresh_ttl=60) is None
+        assert await store.save(KEY, b"new", 60, version) is Outcome.GONE
+        assert await store.count("session:") == 0
+        assert await leftovers.stored(KEY)  # ignored, not removed
+        fresh = await create(store, payload=b"fresh")  # the leftover does not block it
+        assert await store.load(KEY) == Record(b"fresh", fresh)  # type: ignore[arg-type]
+        assert await leftovers.stored("session:b")  # ignored, not removed, until purged
+        assert await store.purge_expired() == 1
+        assert not await leftovers.stored("session:b")
