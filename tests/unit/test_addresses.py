@@ -54,13 +54,18 @@ def canonical(address: Address) -> str:
 
 
 def ipv6_spellings(address: ipaddress.IPv6Address, rng: random.Random) -> list[str]:
-    uncompressed = ":".join(f"{int(group, 16):x}" for group in address.exploded.split(":"))
+    # The eight groups from the number itself: Python 3.13 writes an
+    # IPv4-mapped address's last two groups dotted, even when exploded.
+    groups = [(int(address) >> shift) & 0xFFFF for shift in range(112, -1, -16)]
+    exploded = ":".join(f"{group:04x}" for group in groups)
+    uncompressed = ":".join(f"{group:x}" for group in groups)
     mixed_case = "".join(rng.choice((c.upper(), c.lower())) for c in address.compressed)
     bare = [
         address.compressed,
         address.exploded,
+        exploded,
         address.compressed.upper(),
-        address.exploded.upper(),
+        exploded.upper(),
         uncompressed,
         mixed_case,
     ]
