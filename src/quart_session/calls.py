@@ -17,7 +17,7 @@ from blinker import Signal
 from . import signals
 from .deadlines import Deadlines
 from .errors import SessionBackendError
-from .runtime import running_trio
+from .runtime import asyncio_loop, running_trio
 from .stores.base import Store
 
 _T = TypeVar("_T")
@@ -42,9 +42,8 @@ class StoreCalls:
         failure becomes a SessionBackendError chained to the driver's exception."""
         timeout = self.timeout
         try:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # Trio
+            loop = asyncio_loop()
+            if loop is None:  # Trio
                 with anyio.fail_after(timeout):
                     return await func(*args)
             deadlines = self._deadlines

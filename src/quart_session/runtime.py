@@ -1,12 +1,14 @@
 """Which async library the code runs on: the one place that asks.
 
-Two questions with two answers: inside a running loop, ``running_trio`` asks
-the loop itself (sniffio); before any loop runs (the CLI choosing one), only the
+Inside a running loop, ``running_trio`` asks the loop itself (sniffio), and
+``asyncio_loop`` answers the hot path's question — which asyncio loop, if any —
+at the cost of one call; before any loop runs (the CLI choosing one), only the
 app's class can tell, so ``is_trio_app`` asks that.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 
 import sniffio
@@ -18,6 +20,14 @@ def running_trio() -> bool:
         return sniffio.current_async_library() == "trio"
     except sniffio.AsyncLibraryNotFoundError:
         return False
+
+
+def asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    """The running asyncio loop; None under Trio (or outside any loop)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def is_trio_app(app: object) -> bool:
