@@ -153,7 +153,10 @@ class Worker:
     def _count_targets(self) -> list[tuple[Any, tuple[str, ...]]]:
         interface: Any = self.app.session_interface
         if self.kind == "ours":
-            return [(interface.store, ("load", "save", "delete", "take"))]
+            store = interface.store
+            # A revision given with --baseline may predate take (logout's one command).
+            names = ("load", "save", "delete", "take")
+            return [(store, tuple(name for name in names if hasattr(store, name)))]
         if self.kind == "qs3":
             return [(interface, ("get", "set", "delete"))]
         return list(self.app.extensions.get("bench_count", []))
