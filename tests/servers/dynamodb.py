@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aioboto3
 import pytest
 
 from .processes import free_port, running
@@ -72,3 +73,13 @@ def dynamodb_server_fixture(
         patch.setenv("AWS_DEFAULT_REGION", REGION)
         with running(argv, port, folder / "moto.log", cwd=folder) as process:
             yield DynamoDBServer(port, process)
+
+
+@pytest.fixture
+async def dynamodb_client(dynamodb_server: DynamoDBServer) -> AsyncIterator[Any]:
+    """A plain aioboto3 client of the test's own on the server."""
+    session = aioboto3.Session()
+    async with session.client(
+        "dynamodb", endpoint_url=dynamodb_server.endpoint_url, region_name=REGION
+    ) as client:
+        yield client

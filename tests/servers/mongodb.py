@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from pymongo import monitoring
+from pymongo import AsyncMongoClient, monitoring
 
 from .processes import free_port, running
 
@@ -84,3 +85,11 @@ def mongo_server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[M
     ]  # fmt: skip
     with running(argv, port, folder / "output.log", cwd=folder) as process:
         yield MongoServer(port, process)
+
+
+@pytest.fixture
+async def mongo_client(mongo_server: MongoServer) -> AsyncIterator[AsyncMongoClient[Any]]:
+    """A plain client of the test's own on the server."""
+    client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_server.uri)
+    yield client
+    await client.close()

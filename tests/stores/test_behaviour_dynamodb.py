@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import aioboto3
 import pytest
 
 from ..servers.dynamodb import CREDENTIALS, REGION, DynamoDBServer
@@ -21,12 +19,8 @@ pytestmark = pytest.mark.servers
 
 
 @pytest.fixture
-async def client(dynamodb_server: DynamoDBServer) -> AsyncIterator[Any]:
-    session = aioboto3.Session()
-    async with session.client(
-        "dynamodb", endpoint_url=dynamodb_server.endpoint_url, region_name=REGION
-    ) as client:
-        yield client
+def client(dynamodb_client: Any) -> Any:
+    return dynamodb_client
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -23,10 +22,8 @@ Document = dict[str, Any]
 
 
 @pytest.fixture
-async def client(mongo_server: MongoServer) -> AsyncIterator[AsyncMongoClient[Document]]:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_server.uri)
-    yield client
-    await client.close()
+def client(mongo_client: AsyncMongoClient[Document]) -> AsyncMongoClient[Document]:
+    return mongo_client
 
 
 @pytest.fixture

@@ -32,13 +32,9 @@ def table() -> str:
 
 
 @pytest.fixture
-async def raw(dynamodb_server: DynamoDBServer) -> AsyncIterator[Any]:
+def raw(dynamodb_client: Any) -> Any:
     """A plain client of the test's own, to look at what the store wrote."""
-    session = aioboto3.Session()
-    async with session.client(
-        "dynamodb", endpoint_url=dynamodb_server.endpoint_url, region_name=REGION
-    ) as client:
-        yield client
+    return dynamodb_client
 
 
 @pytest.fixture

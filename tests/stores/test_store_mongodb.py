@@ -33,11 +33,9 @@ def collection_name() -> str:
 
 
 @pytest.fixture
-async def raw(mongo_server: MongoServer) -> AsyncIterator[AsyncMongoClient[Document]]:
+def raw(mongo_client: AsyncMongoClient[Document]) -> AsyncMongoClient[Document]:
     """A plain client of the test's own, to look at what the store wrote."""
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_server.uri)
-    yield client
-    await client.close()
+    return mongo_client
 
 
 @pytest.fixture

@@ -23,12 +23,13 @@ import pytest
 import websockets
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
-from quart import Quart, current_app, session, websocket
+from quart import Quart, session, websocket
 
 from quart_session import Session, session_conflict_merged
 
 from ..servers.processes import free_port, port_open
 from .behaviour import holds_no_session, parse_set_cookie
+from .views import add_session_views
 
 ReadRaw = Callable[[str], Awaitable[bytes | None]]
 WRITERS = 40
@@ -38,32 +39,7 @@ def concurrency_app(config: dict[str, Any]) -> Quart:
     app = Quart(__name__)
     app.config.update(SECRET_KEY="concurrency", **config)
 
-    @app.get("/set/<key>/<value>")
-    async def set_(key: str, value: str) -> str:
-        session[key] = value
-        return "ok"
-
-    @app.get("/slow-set/<key>/<value>/<float:delay>")
-    async def slow_set(key: str, value: str, delay: float) -> str:
-        session.get(key)  # loaded now, saved after the delay
-        await anyio.sleep(delay)
-        session[key] = value
-        return "ok"
-
-    @app.get("/keys")
-    async def keys() -> str:
-        return json.dumps(dict(session.items()))
-
-    @app.get("/logout")
-    async def logout() -> str:
-        session.clear()
-        return "bye"
-
-    @app.get("/login")
-    async def login() -> str:
-        await current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
-        session["user"] = "alice"
-        return "welcome"
+    add_session_views(app, anyio.sleep)
 
     @app.websocket("/ws/hold/<value>")
     async def hold(value: str) -> None:

@@ -23,6 +23,8 @@ from werkzeug.exceptions import BadRequest
 
 from quart_session import Session
 
+from .views import add_session_views, log_in
+
 CONFIG_VARIABLE = "QUART_SESSION_RACE_CONFIG"
 PID_HEADER = "X-Worker-Pid"
 #: Config key: seconds a slow view blocks its worker's event loop right after
@@ -66,26 +68,7 @@ def race_app(config: dict[str, Any]) -> Quart:
         response.headers[PID_HEADER] = str(os.getpid())
         return response
 
-    @app.get("/set/<key>/<value>")
-    async def set_(key: str, value: str) -> str:
-        session[key] = value
-        return "ok"
-
-    @app.get("/slow-set/<key>/<value>/<float:delay>")
-    async def slow_set(key: str, value: str, delay: float) -> str:
-        session.get(key)  # loaded now, saved after the delay
-        await _pause(delay)
-        session[key] = value
-        return "ok"
-
-    @app.get("/keys")
-    async def keys() -> str:
-        return json.dumps(dict(session.items()))
-
-    @app.get("/logout")
-    async def logout() -> str:
-        session.clear()
-        return "bye"
+    add_session_views(app, _pause)
 
     @app.get("/slow-logout/<float:delay>")
     async def slow_logout(delay: float) -> str:
@@ -94,23 +77,12 @@ def race_app(config: dict[str, Any]) -> Quart:
         session.clear()
         return "bye"
 
-    @app.get("/login")
-    async def login() -> str:
-        await _log_in()
-        return "welcome"
-
     @app.get("/slow-login/<float:delay>")
     async def slow_login(delay: float) -> str:
         session.get("seed")  # loaded now, regenerated after the delay
         await _pause(delay)
-        await _log_in()
+        await log_in()
         return "welcome"
 
     Session(app)
     return app
-
-
-async def _log_in() -> None:
-    """What a login view does: a new id for the session, then the user in it."""
-    await current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
-    session["user"] = "alice"
