@@ -89,7 +89,21 @@ class _Tagger(TaggedJSONSerializer):
     ]
 
 
-class JSONSerializer:
+class _Refusing:
+    """Our serializers' ``dumps``: a value ``_encode`` refuses becomes a
+    SessionDataError naming the top-level key that holds it."""
+
+    def dumps(self, obj: Any) -> bytes:
+        try:
+            return self._encode(obj)
+        except _Unstorable as error:
+            raise _refusal(self._encode, obj, error) from None
+
+    def _encode(self, obj: Any) -> bytes:
+        raise NotImplementedError
+
+
+class JSONSerializer(_Refusing):
     """Tagged JSON, readable by other programs and compatible with Quart-Session 3.0.
 
     A session's metadata (``_qs``) also lists the top-level keys whose values
@@ -177,12 +191,6 @@ class JSONSerializer:
                 index.append(key)
         result[META_KEY] = {**result[META_KEY], TAG_INDEX: index}
         return result
-
-    def dumps(self, obj: Any) -> bytes:
-        try:
-            return self._encode(obj)
-        except _Unstorable as error:
-            raise _refusal(self._encode, obj, error) from None
 
     def _encode(self, obj: Any) -> bytes:
         """*obj* as JSON; raises _Unstorable."""
@@ -375,7 +383,7 @@ def _msgspec_json() -> tuple[Callable[[Any], bytes] | None, Callable[[bytes], An
     return msgspec.json.Encoder().encode, msgspec.json.Decoder().decode
 
 
-class MsgpackSerializer:
+class MsgpackSerializer(_Refusing):
     """Compact binary msgpack through msgspec; extension types keep the extra types.
 
     Two shapes get a denser form: a list of two or more dicts with the same
@@ -561,12 +569,6 @@ class MsgpackSerializer:
         if code == self._PAIRS:
             return dict(self._decoder.decode(data))
         raise ValueError(f"unknown msgpack extension type {code}")
-
-    def dumps(self, obj: Any) -> bytes:
-        try:
-            return self._encode(obj)
-        except _Unstorable as error:
-            raise _refusal(self._encode, obj, error) from None
 
     def _encode(self, obj: Any) -> bytes:
         """*obj* as msgpack; raises _Unstorable."""
