@@ -34,6 +34,8 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_HIJACK_REVERSE_PROXY": False,
     "SESSION_HIJACK_TRUSTED_PROXIES": 1,
     "SESSION_MAX_SIZE": 256 * 1024,
+    # None: DEFAULT_REFRESH_AFTER, or a tenth of a shorter lifetime.
+    "SESSION_REFRESH_AFTER": None,
     "SESSION_SERIALIZER": "json",
     "SESSION_BACKEND_TIMEOUT": 2.0,
     "SESSION_LEGACY_IDS": False,
@@ -66,6 +68,32 @@ LATEST_DEADLINE = {"memcached": 2**31 - 1}
 #: memcached's limit is a server setting: its store reports it.
 MAX_SIZE_LIMIT = 64 * 1024 * 1024
 STORE_MAX_SIZE = {"dynamodb": 400 * 1024 - 4096}
+#: Seconds after its last refresh before a read refreshes a session's expiry
+#: again, where a refresh is a write (SQL, MongoDB, DynamoDB, files): an idle
+#: session then ends between lifetime - 60 s and lifetime after its last request.
+DEFAULT_REFRESH_AFTER = 60
+
+
+def _refresh_after(value: Any, lifetime: int) -> int:
+    """SESSION_REFRESH_AFTER in whole seconds: unset, a tenth of the lifetime
+    up to DEFAULT_REFRESH_AFTER; set, at least 0 and below the lifetime (a
+    record that expires before it may be refreshed would log active users out)."""
+    if value is None:
+        return min(DEFAULT_REFRESH_AFTER, lifetime // 10)
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise SessionConfigError(
+            f"SESSION_REFRESH_AFTER must be seconds (int or float) or a timedelta, not {value!r}"
+        )
+    if not 0 <= seconds < lifetime:
+        raise SessionConfigError(
+            f"SESSION_REFRESH_AFTER must be at least 0 and less than "
+            f"PERMANENT_SESSION_LIFETIME ({lifetime} s), not {seconds:g} s"
+        )
+    return int(seconds)
 
 
 def _check_lifetime(key: str, seconds: float, store_type: str) -> None:
@@ -223,6 +251,8 @@ class Settings:
     secret_keys: tuple[str | bytes, ...] = field(repr=False)
     lifetime: int
     refresh_each_request: bool
+    #: Seconds before a read refreshes the expiry again (SESSION_REFRESH_AFTER).
+    refresh_after: int
     cookie_name: str
     cookie_domain: str | None
     cookie_path: str
@@ -318,6 +348,9 @@ class Settings:
             secret_keys=secret_keys,
             lifetime=int(lifetime.total_seconds()),
             refresh_each_request=bool(app.config["SESSION_REFRESH_EACH_REQUEST"]),
+            refresh_after=_refresh_after(
+                values["SESSION_REFRESH_AFTER"], int(lifetime.total_seconds())
+            ),
             cookie_name=interface.get_cookie_name(app),
             cookie_domain=interface.get_cookie_domain(app),
             cookie_path=interface.get_cookie_path(app),

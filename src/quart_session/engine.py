@@ -76,6 +76,8 @@ class StoredSession:
     data: dict[str, Any]
     #: Whether the session is permanent, and its pinned address.
     meta: dict[str, Any]
+    #: Whether loading it reset its expiry (the cookie's Expires follows).
+    refreshed: bool = False
 
     @property
     def permanent(self) -> bool:
@@ -219,8 +221,16 @@ class SessionEngine:
     async def load(self, sid: str, *, refresh: bool = False) -> StoredSession | None:
         """Session *sid*, or None if there is none (absent, expired, ended,
         moved, corrupt: a corrupt record is logged). With *refresh* its expiry
-        is moved forward in the same round trip."""
-        record = await self.load_record(sid, self.settings.lifetime if refresh else None)
+        is moved forward in the same round trip, where that is free or
+        SESSION_REFRESH_AFTER has passed since the last time."""
+        store, settings = self.store, self.settings
+        record = await self.calls.run(
+            store,
+            store.load,
+            self.key_for(sid),
+            settings.lifetime if refresh else None,
+            settings.refresh_after,
+        )
         if record is None or records.is_marker(record.payload):
             return None
         try:
@@ -228,7 +238,7 @@ class SessionEngine:
         except ValueError as error:
             logger.warning("Starting a fresh session: stored session is corrupt (%s)", error)
             return None
-        return StoredSession(sid, record.version, record.payload, data, meta)
+        return StoredSession(sid, record.version, record.payload, data, meta, record.refreshed)
 
     async def load_record(self, sid: str, refresh: int | None = None) -> Record | None:
         """The raw record of session *sid* (a marker included), or None; with

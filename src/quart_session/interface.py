@@ -229,7 +229,9 @@ class ServerSideSessionInterface(SessionInterface):
         # and this request's client never gets it from us.
         if done in (Persisted.NOTHING, Persisted.MOVED) or file_response:
             return _Cookie.KEEP
-        if session.modified or (session.permanent and settings.refresh_each_request):
+        # The cookie's Expires follows the store's expiry: re-sent when a read
+        # refreshed it (every read on Redis; SESSION_REFRESH_AFTER elsewhere).
+        if session.modified or (session.permanent and session.refreshed):
             return _Cookie.SET
         return _Cookie.KEEP
 

@@ -68,6 +68,8 @@ class ServerSideSession(dict[str, Any], SessionMixin):
     #: Set once the interface has saved this session (websocket teardown
     #: must not save twice).
     saved = False
+    #: Whether opening it reset its stored expiry: the cookie is re-sent then.
+    refreshed = False
 
     def __init__(
         self,
@@ -208,7 +210,7 @@ class ServerSideSession(dict[str, Any], SessionMixin):
     @classmethod
     def from_stored(cls, stored: StoredSession, default_permanent: bool) -> ServerSideSession:
         """The session a request sees for *stored*."""
-        return cls(
+        session = cls(
             stored.data,
             sid=stored.sid,
             version=stored.version,
@@ -216,6 +218,9 @@ class ServerSideSession(dict[str, Any], SessionMixin):
             permanent=records.permanent_of(stored.meta, default_permanent),
             client_address=stored.address,
         )
+        if stored.refreshed:
+            session.refreshed = True
+        return session
 
     def meta(self) -> dict[str, Any]:
         """The metadata stored beside the data."""

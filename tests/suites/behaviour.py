@@ -45,9 +45,11 @@ class CountingStore(Store):
         self.name = inner.name
         self.calls: list[str] = []
 
-    async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
+    async def load(
+        self, key: str, refresh_ttl: int | None = None, refresh_after: int = 0
+    ) -> Record | None:
         self.calls.append("load")
-        return await self.inner.load(key, refresh_ttl)
+        return await self.inner.load(key, refresh_ttl, refresh_after)
 
     async def save(
         self, key: str, payload: bytes, ttl: int, expected: Version | None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 Version = int | str | bytes
 """An opaque token that changes on every successful save of a record."""
@@ -27,6 +27,9 @@ class Record:
 
     payload: bytes
     version: Version
+    #: Whether the load that returned it reset its time to live (sliding
+    #: expiry): the cookie's Expires is re-sent only then. Not part of equality.
+    refreshed: bool = field(default=False, compare=False)
 
 
 class Outcome(enum.Enum):
@@ -62,6 +65,11 @@ class Store(ABC):
     #: removes them (no native expiry, or one that lags): ``quart session
     #: cleanup`` runs only for these.
     needs_purge: bool = False
+    #: Whether resetting a record's time to live rides along with a read at no
+    #: cost (Redis GETEX, memcached gat, a dict): such a store refreshes on every
+    #: load asked to and ignores *refresh_after*. Where a refresh is a write
+    #: (SQL, MongoDB, DynamoDB, files), the store honours *refresh_after*.
+    refresh_is_free: bool = False
 
     @property
     def address(self) -> str:
@@ -69,11 +77,17 @@ class Store(ABC):
         return "local"
 
     @abstractmethod
-    async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
+    async def load(
+        self, key: str, refresh_ttl: int | None = None, refresh_after: int = 0
+    ) -> Record | None:
         """Return the live record at *key*, or None if absent or expired.
 
         With *refresh_ttl* the record's time to live is reset to that many
-        seconds in the same round trip (sliding expiry), without rewriting it.
+        seconds (sliding expiry), without rewriting its payload or version —
+        unless it was set less than *refresh_after* seconds ago (more than
+        ``refresh_ttl - refresh_after`` seconds remain) and the refresh would
+        cost a write: then the load stays a pure read. ``Record.refreshed``
+        says whether the time to live was reset.
         """
 
     @abstractmethod

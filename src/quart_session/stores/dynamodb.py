@@ -148,7 +148,9 @@ class DynamoDBStore(Store):
             "ExpressionAttributeValues": {**_lifetime(ttl), ":now": _now()},
         }
 
-    async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
+    async def load(
+        self, key: str, refresh_ttl: int | None = None, refresh_after: int = 0
+    ) -> Record | None:
         client = await self._ready()
         if refresh_ttl is None:
             reply = await client.get_item(**self._key(key), ConsistentRead=True)
@@ -163,7 +165,7 @@ class DynamoDBStore(Store):
             except client.exceptions.ConditionalCheckFailedException:
                 return None
             item = reply["Attributes"]
-        return Record(bytes(item["data"]["B"]), int(item["version"]["N"]))
+        return Record(bytes(item["data"]["B"]), int(item["version"]["N"]), refresh_ttl is not None)
 
     async def save(
         self, key: str, payload: bytes, ttl: int, expected: Version | None

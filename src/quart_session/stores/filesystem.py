@@ -205,13 +205,17 @@ class FileSystemStore(Store):
             raise
         return version
 
-    async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
+    async def load(
+        self, key: str, refresh_ttl: int | None = None, refresh_after: int = 0
+    ) -> Record | None:
         path = self._path(key)
 
         def load() -> Record | None:
             self._ensure_ready()
             found = self._inspect(path, refresh_ttl)
-            return Record(found.payload, found.version) if isinstance(found, _Live) else None
+            if not isinstance(found, _Live):
+                return None
+            return Record(found.payload, found.version, refresh_ttl is not None)
 
         return await self._run(load)
 

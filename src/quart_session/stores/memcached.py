@@ -203,14 +203,19 @@ class MemcachedStore(Store):
                 value = (await conn.reader.readexactly(size + 2))[:-2]
         return status, {token[:1]: token[1:] for token in tokens}, value
 
-    async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
+    # mg ... T: the touch rides along with the read.
+    refresh_is_free = True
+
+    async def load(
+        self, key: str, refresh_ttl: int | None = None, refresh_after: int = 0
+    ) -> Record | None:
         line = b"mg %s v c" % memcached_key(key)
         if refresh_ttl is not None:
             line += b" T%d" % expiry_token(refresh_ttl)
         _, flags, value = await self._command(line, expect=(b"VA", b"EN"))
         if value is None:
             return None
-        return Record(value, int(flags[b"c"]))
+        return Record(value, int(flags[b"c"]), refresh_ttl is not None)
 
     async def save(
         self, key: str, payload: bytes, ttl: int, expected: Version | None

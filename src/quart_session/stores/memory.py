@@ -21,6 +21,7 @@ class MemoryStore(Store):
     can_take = True
     can_count = True
     needs_purge = True
+    refresh_is_free = True
 
     def __init__(self) -> None:
         # key -> (payload, version, monotonic deadline)
@@ -34,13 +35,15 @@ class MemoryStore(Store):
             return None
         return entry
 
-    async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
+    async def load(
+        self, key: str, refresh_ttl: int | None = None, refresh_after: int = 0
+    ) -> Record | None:
         entry = self._live(key)
         if entry is None:
             return None
         if refresh_ttl is not None:
             self._records[key] = (entry[0], entry[1], time.monotonic() + refresh_ttl)
-        return Record(entry[0], entry[1])
+        return Record(entry[0], entry[1], refresh_ttl is not None)
 
     async def save(
         self, key: str, payload: bytes, ttl: int, expected: Version | None

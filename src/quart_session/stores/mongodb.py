@@ -92,7 +92,9 @@ class MongoDBStore(Store):
             self._indexed = True
         return self._sessions
 
-    async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
+    async def load(
+        self, key: str, refresh_ttl: int | None = None, refresh_after: int = 0
+    ) -> Record | None:
         sessions = await self._collection()
         query = {"_id": key, _DEADLINE: _live()}
         if refresh_ttl is None:
@@ -106,7 +108,7 @@ class MongoDBStore(Store):
             )
         if found is None:
             return None
-        return Record(bytes(found["data"]), int(found["version"]))
+        return Record(bytes(found["data"]), int(found["version"]), refresh_ttl is not None)
 
     async def save(
         self, key: str, payload: bytes, ttl: int, expected: Version | None

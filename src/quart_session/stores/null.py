@@ -20,7 +20,9 @@ class NullStore(Store):
     def __init__(self) -> None:
         logger.warning("SESSION_TYPE is 'null': sessions are never stored and last one request")
 
-    async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
+    async def load(
+        self, key: str, refresh_ttl: int | None = None, refresh_after: int = 0
+    ) -> Record | None:
         return None
 
     async def save(

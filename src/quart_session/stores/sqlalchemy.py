@@ -145,7 +145,9 @@ class SQLAlchemyStore(Store):
         async with self._engine.connect() as conn:
             yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
-    async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
+    async def load(
+        self, key: str, refresh_ttl: int | None = None, refresh_after: int = 0
+    ) -> Record | None:
         table = self.table
         now = utcnow()
         live = (table.c.id == row_id(key)) & (table.c.expiry > now)
@@ -163,7 +165,9 @@ class SQLAlchemyStore(Store):
                     row = (await conn.execute(read)).first()
                 else:
                     row = None
-        return None if row is None else Record(bytes(row.data), row.version)
+        if row is None:
+            return None
+        return Record(bytes(row.data), row.version, refresh_ttl is not None)
 
     async def save(
         self, key: str, payload: bytes, ttl: int, expected: Version | None

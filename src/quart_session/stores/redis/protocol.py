@@ -80,10 +80,11 @@ def encode(version: str, payload: bytes) -> bytes:
     return MARKER + version.encode("ascii") + payload
 
 
-def decode(value: bytes) -> Record:
+def decode(value: bytes, refreshed: bool = False) -> Record:
     if value.startswith(MARKER) and len(value) >= HEADER_LENGTH:
-        return Record(value[HEADER_LENGTH:], value[len(MARKER) : HEADER_LENGTH].decode("ascii"))
-    return Record(value, "")
+        version = value[len(MARKER) : HEADER_LENGTH].decode("ascii")
+        return Record(value[HEADER_LENGTH:], version, refreshed)
+    return Record(value, "", refreshed)
 
 
 def glob_escape(prefix: str) -> bytes:
@@ -111,6 +112,7 @@ class RedisStore(Store):
     name = "redis"
     can_take = True
     can_count = True
+    refresh_is_free = True  # GETEX: the read and the refresh are one command
 
     def __init__(self, driver: RedisDriver) -> None:
         self.driver = driver
@@ -119,9 +121,11 @@ class RedisStore(Store):
     def address(self) -> str:
         return self.driver.address
 
-    async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
+    async def load(
+        self, key: str, refresh_ttl: int | None = None, refresh_after: int = 0
+    ) -> Record | None:
         value = await self.driver.get(key, refresh_ttl)
-        return None if value is None else decode(value)
+        return None if value is None else decode(value, refresh_ttl is not None)
 
     async def save(
         self, key: str, payload: bytes, ttl: int, expected: Version | None
