@@ -8,9 +8,11 @@ from .errors import (
     SessionConfigError,
     SessionConflictError,
     SessionDataError,
+    SessionNotLoadedError,
 )
 from .extension import Session
 from .interface import ServerSideSessionInterface
+from .opt_out import no_session
 from .session import ServerSideSession
 from .signals import (
     session_conflict_merged,
@@ -33,8 +35,10 @@ __all__ = [
     "SessionConflictError",
     "SessionDataError",
     "SessionEngine",
+    "SessionNotLoadedError",
     "StoredSession",
     "Written",
+    "no_session",
     "session_conflict_merged",
     "session_created",
     "session_deleted",

@@ -32,6 +32,12 @@ class SessionDataError(TypeError, ValueError):
     """
 
 
+class SessionNotLoadedError(RuntimeError):
+    """The session was touched in a view marked :func:`~quart_session.no_session`
+    (or in a hook running for it): that request never loaded the session.
+    The message names the view."""
+
+
 class SessionConflictError(Exception):
     """A save lost every compare-and-set against other requests writing the
     same session, for as long as ``SESSION_BACKEND_TIMEOUT`` allowed.

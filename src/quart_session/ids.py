@@ -33,6 +33,7 @@ class IdCodec:
         self.nbytes = nbytes
         self._pattern = re.compile(rf"[A-Za-z0-9_-]{{{encoded_length(nbytes)}}}")
         keys = [k.encode() if isinstance(k, str) else k for k in secret_keys or ()]
+        self._has_fallbacks = len(keys) > 1
         # itsdangerous signs with the last key and verifies with all of them.
         self._signer = (
             Signer(keys[::-1], salt="quart-session", digest_method=hashlib.sha256) if keys else None
@@ -58,6 +59,11 @@ class IdCodec:
             except BadSignature:
                 return None
         return value if self.is_valid(value) else None
+
+    def needs_resigning(self, value: str, sid: str) -> bool:
+        """Whether cookie *value* (holding *sid*) was signed with a fallback
+        key: the response then re-sends it signed with the current one."""
+        return self._has_fallbacks and value != self.to_cookie(sid)
 
     def from_legacy_cookie(self, value: str) -> str | None:
         """The Quart-Session 3.0 id (a UUID4) in a cookie value, or None."""

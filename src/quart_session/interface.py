@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import logging
 
-from quart import Quart, Response, has_websocket_context
+from quart import Quart, Response, has_websocket_context, request, websocket
 from quart.sessions import SessionInterface, SessionMixin
 from quart.wrappers import BaseRequestWebsocket
 
@@ -21,9 +21,16 @@ from .compat import migrate
 from .config import Settings
 from .cookies import SessionCookie, sends_a_file, vary_on_cookie
 from .engine import SessionEngine
-from .errors import SessionBackendError
+from .errors import SessionBackendError, SessionNotLoadedError
+from .opt_out import SessionUses, Use, route_of
 from .serializers import Serializer, resolve_serializer
-from .session import Persisted, ServerSideSession, UnavailableSession, unwrap
+from .session import (
+    DetachedSession,
+    Persisted,
+    ServerSideSession,
+    UnavailableSession,
+    unwrap,
+)
 from .signals import hijack_detected
 from .stores.base import Store
 
@@ -51,6 +58,7 @@ class ServerSideSessionInterface(SessionInterface):
         self.engine.configure(settings)
         self.ids = self.engine.ids
         self.cookie = SessionCookie(settings)
+        self.uses = SessionUses(self.app, settings.static_file)
         path = settings.static_url_path
         self._static_prefix = None if path is None else path + "/"
 
@@ -103,12 +111,26 @@ class ServerSideSessionInterface(SessionInterface):
     async def open_session(self, app: Quart, request: BaseRequestWebsocket) -> ServerSideSession:
         settings = self.settings
         cookie = self.cookie.read(request)
-        if not cookie or (
+        if (
             not settings.static_file
             and self._static_prefix is not None
             and request.path.startswith(self._static_prefix)
         ):
+            return DetachedSession() if cookie else self._new_session(request)
+        rule, routing_error = route_of(app, request)
+        use = self.uses.use_of(rule, routing_error)
+        if use is Use.REFUSED:
+            assert rule is not None
+            return UnavailableSession(
+                SessionNotLoadedError(
+                    f"the view {rule.endpoint!r} is marked no_session: it does not load the "
+                    "session, so neither it nor a hook running for it can use the session"
+                )
+            )
+        if not cookie:
             return self._new_session(request)
+        if use is Use.DETACHED:
+            return DetachedSession()
         sid = self.ids.from_cookie(cookie)
         if sid is None:
             if settings.legacy_ids:
@@ -120,6 +142,8 @@ class ServerSideSessionInterface(SessionInterface):
             if stored is None:
                 return self._new_session(request)
             session = ServerSideSession.from_stored(stored, settings.permanent)
+            if self.ids.needs_resigning(cookie, sid):
+                session.resend_cookie = True
             if settings.hijack_protection:
                 return await self._check_pin(session, request)
         except SessionBackendError as error:
@@ -167,6 +191,16 @@ class ServerSideSessionInterface(SessionInterface):
         self, app: Quart, session: ServerSideSession, response: Response | None
     ) -> None:
         if session.saved or isinstance(session, UnavailableSession):
+            return
+        if isinstance(session, DetachedSession):
+            if session.modified:
+                # repr: the path is the client's text (no line breaks in logs).
+                served = websocket if has_websocket_context() else request
+                logger.warning(
+                    "Session changes made while serving %r were not stored: requests for "
+                    "static files and URLs no route serves do not load the session",
+                    served.path,
+                )
             return
         session.saved = True
         if response is None or has_websocket_context():
@@ -231,7 +265,7 @@ class ServerSideSessionInterface(SessionInterface):
             return _Cookie.KEEP
         # The cookie's Expires follows the store's expiry: re-sent when a read
         # refreshed it (every read on Redis; SESSION_REFRESH_AFTER elsewhere).
-        if session.modified or (session.permanent and session.refreshed):
+        if session.modified or session.resend_cookie or (session.permanent and session.refreshed):
             return _Cookie.SET
         return _Cookie.KEEP
 

@@ -70,6 +70,8 @@ class ServerSideSession(dict[str, Any], SessionMixin):
     saved = False
     #: Whether opening it reset its stored expiry: the cookie is re-sent then.
     refreshed = False
+    #: Whether the cookie must be re-sent anyway (signed with an old key).
+    resend_cookie = False
 
     def __init__(
         self,
@@ -299,8 +301,15 @@ def unwrap(session: SessionMixin, caller: str) -> ServerSideSession:
     return target
 
 
+class DetachedSession(ServerSideSession):
+    """The session of a request that did not load it (a static file, a URL no
+    route serves): it reads as empty, and nothing written to it is stored, so
+    the browser's real session and cookie stay as they are."""
+
+
 class UnavailableSession(ServerSideSession):
-    """Stands in when the store failed while opening the session.
+    """Stands in when the session cannot be used: the store failed while
+    opening it, or the view is marked ``no_session``.
 
     Opening happens before any error handler can run, so the error is raised
     where the session is first used instead: a view that never touches the

@@ -22,10 +22,10 @@ from typing import Any
 
 import anyio
 import pytest
-from quart import Quart, Response, current_app, send_file, session, websocket
+from quart import Blueprint, Quart, Response, current_app, send_file, session, websocket
 from quart_trio import QuartTrio
 
-from quart_session import Session, records
+from quart_session import Session, SessionNotLoadedError, no_session, records
 from quart_session.interface import ServerSideSessionInterface
 from quart_session.stores.base import Record, SaveResult, Store, Version
 
@@ -241,6 +241,37 @@ def build_app(config: dict[str, Any], static_folder: Path, app_class: type[Quart
             session["count"] = session.get("count", 0) + 1
             await current_app.session_interface.save_now(session)  # type: ignore[attr-defined]
             await websocket.send(str(session["count"]))
+
+    # Views that never use the session: marked below and above the route.
+    @app.get("/no-session")
+    @no_session
+    async def not_using() -> str:
+        return "fine"
+
+    @no_session
+    @app.get("/no-session/touch")
+    async def touching() -> str:
+        return repr(session.get("user"))
+
+    @app.websocket("/ws/no-session")
+    @no_session
+    async def ws_not_using() -> None:
+        await websocket.accept()
+        await websocket.send("fine")
+
+    outer = Blueprint("outer", __name__, url_prefix="/outer")
+    inner = Blueprint("inner", __name__, url_prefix="/inner")
+
+    @inner.get("/ping")
+    async def inner_ping() -> str:
+        return "pong"
+
+    outer.register_blueprint(no_session(inner))
+    app.register_blueprint(outer)
+
+    @app.errorhandler(SessionNotLoadedError)
+    async def not_loaded(error: SessionNotLoadedError) -> tuple[str, int]:
+        return f"{type(error).__name__}: {error}", 500
 
     Session(app)
     return app
@@ -555,6 +586,63 @@ class SessionBehaviour:
         assert "Set-Cookie" not in response.headers
         assert calls.calls == []
 
+    # -- requests that never load the session ---------------------------------------
+    @pytest.mark.parametrize("path", ["/no-session", "/outer/inner/ping"])
+    async def test_a_no_session_view_costs_no_store_call_cookie_or_vary(
+        self, make_app: Callable[..., Quart], path: str
+    ) -> None:
+        # Sliding expiry refreshing on every read, which would re-send a cookie.
+        app = make_app(PERMANENT_SESSION_LIFETIME=3, SESSION_REFRESH_AFTER=0)
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        calls = self.count_calls(app)
+        response = await browser.get(path)
+        assert response.status_code == 200
+        assert "Set-Cookie" not in response.headers
+        assert "Cookie" not in response.vary
+        assert calls.calls == []
+        assert await browser.text("/get/user") == "'alice'"
+
+    async def test_a_no_session_websocket_costs_no_store_call(self, app: Quart) -> None:
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        calls = self.count_calls(app)
+        async with browser.websocket("/ws/no-session") as ws:
+            assert await ws.receive() == "fine"
+        assert calls.calls == []
+
+    async def test_touching_the_session_in_a_no_session_view_names_the_view(
+        self, app: Quart
+    ) -> None:
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        calls = self.count_calls(app)
+        # With and without a session cookie alike.
+        for cookie in (browser.cookie, None):
+            browser.cookie = cookie
+            response = await browser.get("/no-session/touch")
+            assert response.status_code == 500
+            page = await response.get_data(as_text=True)
+            expected = "SessionNotLoadedError: the view 'touching' is marked no_session"
+            assert page.startswith(expected)
+        assert calls.calls == []
+
+    @pytest.mark.parametrize(
+        ("method", "path", "status"), [("GET", "/nowhere", 404), ("POST", "/untouched", 405)]
+    )
+    async def test_requests_no_route_serves_cost_no_store_call(
+        self, app: Quart, method: str, path: str, status: int
+    ) -> None:
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        calls = self.count_calls(app)
+        response = await browser.client.open(
+            path, method=method, headers={"Cookie": f"{browser.name}={browser.cookie}"}
+        )
+        assert response.status_code == status
+        assert "Set-Cookie" not in response.headers
+        assert calls.calls == []
+
     async def test_changes_in_a_file_response_are_saved_without_set_cookie(
         self, app: Quart
     ) -> None:
@@ -574,7 +662,8 @@ class SessionBehaviour:
     async def test_static_file_true_restores_cookies_on_files(
         self, make_app: Callable[..., Quart]
     ) -> None:
-        app = make_app(SESSION_STATIC_FILE=True)
+        # Every read refreshes the expiry, so every read re-sends the cookie.
+        app = make_app(SESSION_STATIC_FILE=True, SESSION_REFRESH_AFTER=0)
         browser = Browser(app)
         await browser.text("/set/user/alice")
         response = await browser.get("/static/hello.txt")
