@@ -73,6 +73,14 @@ def make_app(tmp_path: Path, **config: Any) -> Quart:
             'SESSION_COOKIE_PATH = "/"',
         ),
         ({"SESSION_COOKIE_NAME": "__Secure-session"}, "browsers drop __Secure- cookies"),
+        ({"SESSION_REFRESH_AFTER": "60"}, "SESSION_REFRESH_AFTER must be seconds"),
+        ({"SESSION_REFRESH_AFTER": True}, "SESSION_REFRESH_AFTER must be seconds"),
+        ({"SESSION_REFRESH_AFTER": -1}, "SESSION_REFRESH_AFTER must be at least 0"),
+        # A record that expires before it may be refreshed logs active users out.
+        (
+            {"SESSION_REFRESH_AFTER": timedelta(hours=1), "PERMANENT_SESSION_LIFETIME": 3600},
+            r"less than PERMANENT_SESSION_LIFETIME \(3600 s\), not 3600 s",
+        ),
     ],
 )
 def test_bad_configuration_fails_at_init_with_a_clear_message(
@@ -109,6 +117,25 @@ def test_defaults_and_old_aliases(tmp_path: Path) -> None:
     trio_alias = make_app(tmp_path, SESSION_TYPE="redis+trio")
     Session(trio_alias)
     assert trio_alias.session_interface.settings.store_type == "redis"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("config", "seconds"),
+    [
+        ({}, 60),  # Quart's 31-day lifetime
+        ({"PERMANENT_SESSION_LIFETIME": 300}, 30),  # a tenth of a shorter lifetime
+        ({"PERMANENT_SESSION_LIFETIME": 5}, 0),
+        ({"SESSION_REFRESH_AFTER": 0}, 0),
+        ({"SESSION_REFRESH_AFTER": 90.5}, 90),
+        ({"SESSION_REFRESH_AFTER": timedelta(minutes=5)}, 300),
+    ],
+)
+def test_refresh_after_defaults_and_forms(
+    tmp_path: Path, config: dict[str, Any], seconds: int
+) -> None:
+    app = make_app(tmp_path, **config)
+    Session(app)
+    assert app.session_interface.settings.refresh_after == seconds  # type: ignore[attr-defined]
 
 
 @pytest.mark.anyio

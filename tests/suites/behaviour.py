@@ -481,6 +481,38 @@ class SessionBehaviour:
             assert browser.last_set_cookie is not None  # re-sent with a new expiry
         assert "save" not in calls.calls and calls.calls.count("load") == 3
 
+    async def test_a_read_within_refresh_after_writes_nothing_and_sends_no_cookie(
+        self, make_app: Callable[..., Quart]
+    ) -> None:
+        app = make_app(PERMANENT_SESSION_LIFETIME=60, SESSION_REFRESH_AFTER=30)
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        calls = self.count_calls(app)
+        assert await browser.text("/get/user") == "'alice'"
+        assert calls.calls == ["load"]
+        if calls.inner.refresh_is_free:
+            # The refresh rides along with the read (GETEX, mg T): done every time.
+            assert browser.last_set_cookie is not None
+        else:
+            assert browser.last_set_cookie is None
+
+    async def test_refresh_after_refreshes_once_due_and_keeps_an_active_user_in(
+        self, make_app: Callable[..., Quart]
+    ) -> None:
+        # 4 s lifetime, refreshed once 2 s have passed. Margins of whole seconds:
+        # DynamoDB keeps expiry in seconds, memcached's clock ticks once a second.
+        app = make_app(PERMANENT_SESSION_LIFETIME=4, SESSION_REFRESH_AFTER=2)
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        calls = self.count_calls(app)
+        await anyio.sleep(2.3)
+        assert await browser.text("/get/user") == "'alice'"
+        assert browser.last_set_cookie is not None  # refreshed: the cookie follows
+        await anyio.sleep(2.3)  # past the first 4 s: alive only if refreshed
+        assert await browser.text("/get/user") == "'alice'"
+        assert browser.last_set_cookie is not None
+        assert calls.calls == ["load", "load"]
+
     async def test_without_refresh_each_request_a_read_neither_resends_nor_extends(
         self, make_app: Callable[..., Quart]
     ) -> None:
