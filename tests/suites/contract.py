@@ -99,6 +99,49 @@ class StoreContract:
         record = await store.load(KEY)
         assert record is not None and record.version == version
 
+    async def test_load_without_refresh_ttl_never_refreshes(self, store: Store) -> None:
+        # memcached's clock ticks once a second: a 3 s record lives 2 to 3 s there.
+        await create(store, ttl=3)
+        await anyio.sleep(1.0)
+        record = await store.load(KEY, None, refresh_after=0)
+        assert record is not None and not record.refreshed
+        await anyio.sleep(2.6)  # past the first deadline: nothing moved it
+        assert await store.load(KEY) is None
+
+    async def test_a_free_refresh_ignores_refresh_after(self, store: Store) -> None:
+        if not store.refresh_is_free:
+            pytest.skip(f"a refresh costs the {store.name} store a write")
+        version = await create(store, ttl=2)
+        # 3 s left, more than refresh_ttl - refresh_after = 1: a store paying
+        # for the refresh would skip it.
+        record = await store.load(KEY, refresh_ttl=5, refresh_after=4)
+        assert record == Record(b"one", version) and record.refreshed  # type: ignore[arg-type]
+        await anyio.sleep(3.0)  # past the first deadline
+        record = await store.load(KEY)
+        assert record is not None and record.version == version
+
+    async def test_a_load_within_refresh_after_is_a_pure_read(self, store: Store) -> None:
+        if store.refresh_is_free:
+            pytest.skip(f"the {store.name} store refreshes for free on every load")
+        version = await create(store, ttl=3)
+        # About 3 s left, more than refresh_ttl - refresh_after = 2: no refresh.
+        record = await store.load(KEY, refresh_ttl=60, refresh_after=58)
+        assert record == Record(b"one", version) and not record.refreshed  # type: ignore[arg-type]
+        await anyio.sleep(3.5)  # the original deadline holds: a refresh would give 60 s
+        assert await store.load(KEY) is None
+
+    async def test_a_load_past_refresh_after_refreshes(self, store: Store) -> None:
+        if store.refresh_is_free:
+            pytest.skip(f"the {store.name} store refreshes for free on every load")
+        version = await create(store, ttl=3)
+        await anyio.sleep(1.0)
+        # About 2 s left, not more than refresh_ttl - refresh_after = 3: refresh.
+        record = await store.load(KEY, refresh_ttl=5, refresh_after=2)
+        assert record == Record(b"one", version) and record.refreshed  # type: ignore[arg-type]
+        await anyio.sleep(2.6)  # past the first deadline, 2.4 s before the new one
+        record = await store.load(KEY)
+        assert record is not None and record.version == version and not record.refreshed
+
     async def test_load_with_refresh_of_a_missing_key_creates_nothing(self, store: Store) -> None:
         assert await store.load(KEY, refresh_ttl=60) is None
         assert await store.load(KEY) is None
