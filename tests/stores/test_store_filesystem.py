@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,13 +12,34 @@ import pytest
 
 from quart_session.stores.filesystem import FileSystemStore
 
-from ..suites.contract import BothLoops, StoreContract
+from ..suites.contract import KEY, BothLoops, StoreContract, create
 
 
 class TestFileSystemStore(BothLoops, StoreContract):
     @pytest.fixture
     async def store(self, tmp_path: Path) -> AsyncIterator[FileSystemStore]:
         yield FileSystemStore(tmp_path / "sessions")
+
+    async def test_a_load_within_refresh_after_leaves_the_file_alone(
+        self, store: FileSystemStore, tmp_path: Path
+    ) -> None:
+        session_file = tmp_path / "sessions" / hashlib.sha256(KEY.encode()).hexdigest()
+        await create(store, ttl=60)
+        before = session_file.stat()
+        record = await store.load(KEY, refresh_ttl=60, refresh_after=30)
+        assert record is not None and not record.refreshed
+        after = session_file.stat()
+        # No utime (which moves the ctime too), no rewrite (a new inode).
+        assert (after.st_ino, after.st_mtime_ns, after.st_ctime_ns) == (
+            before.st_ino,
+            before.st_mtime_ns,
+            before.st_ctime_ns,
+        )
+        record = await store.load(KEY, refresh_ttl=120, refresh_after=30)  # 60 s left: due
+        assert record is not None and record.refreshed
+        refreshed = session_file.stat()
+        assert refreshed.st_ino == before.st_ino  # a utime of the same file, not a rewrite
+        assert 115 < refreshed.st_mtime - time.time() <= 120
 
 
 INCREMENTER = """

@@ -3,7 +3,8 @@
 Safe for several worker processes sharing the folder:
 
 * a file's modification time *is* its expiry deadline, so sliding expiry is a
-  single ``utime`` and never rewrites the data;
+  single ``utime`` and never rewrites the data; a load reads that deadline
+  with the file and calls ``utime`` only once *refresh_after* has passed;
 * writes go to a temporary file that is synced and renamed over the old one, so
   readers never see half a record and take no lock;
 * compare-and-set and delete hold an exclusive ``flock`` on one of 256 stripe
@@ -36,7 +37,7 @@ import stat
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -71,6 +72,8 @@ class _Live:
     key: bytes
     version: str
     payload: bytes
+    #: Whether reading it reset its deadline.
+    refreshed: bool = False
 
 
 class _Dead(enum.Enum):
@@ -152,9 +155,12 @@ class FileSystemStore(Store):
         finally:
             os.close(fd)  # closing releases the lock
 
-    def _inspect(self, path: Path, refresh_ttl: int | None = None) -> _Found:
+    def _inspect(
+        self, path: Path, refresh_ttl: int | None = None, refresh_after: int = 0
+    ) -> _Found:
         """What the file at *path* holds; a live one gets *refresh_ttl* more
-        seconds, set on the very file that was read."""
+        seconds, set on the very file that was read, unless more than
+        ``refresh_ttl - refresh_after`` seconds are left."""
         try:
             fd = os.open(path, _READ_FLAGS)
         except FileNotFoundError:
@@ -167,16 +173,21 @@ class FileSystemStore(Store):
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode) or info.st_uid != self._owner:
                 return _ignore(path, f"not a regular file owned by uid {self._owner}")
-            if info.st_mtime <= time.time():
+            now = time.time()
+            if info.st_mtime <= now:
                 return _Dead.EXPIRED
             found = _parse(os.read(fd, info.st_size), info.st_size)
             if found is None:
                 return _ignore(path, "corrupt or truncated")
             if hashlib.sha256(found.key).hexdigest() != path.name:
                 return _ignore(path, "holds the record of another key")
-            if refresh_ttl is not None:
-                deadline = time.time() + refresh_ttl
+            # The deadline is kept at the folder's timestamp resolution (ns on
+            # ext4/xfs/tmpfs, 2 s on FAT), truncated: a coarse one makes a file
+            # look older, so it is refreshed that much early, never late.
+            if refresh_ttl is not None and info.st_mtime - now <= refresh_ttl - refresh_after:
+                deadline = now + refresh_ttl
                 os.utime(fd, (deadline, deadline))
+                return replace(found, refreshed=True)
             return found
         finally:
             os.close(fd)
@@ -212,10 +223,10 @@ class FileSystemStore(Store):
 
         def load() -> Record | None:
             self._ensure_ready()
-            found = self._inspect(path, refresh_ttl)
+            found = self._inspect(path, refresh_ttl, refresh_after)
             if not isinstance(found, _Live):
                 return None
-            return Record(found.payload, found.version, refresh_ttl is not None)
+            return Record(found.payload, found.version, found.refreshed)
 
         return await self._run(load)
 
