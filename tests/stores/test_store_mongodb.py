@@ -126,6 +126,24 @@ class TestMongoDBStore(StoreContract, ExpiredLeftovers):
         assert 895 < await seconds_left() <= 900
         assert await store.load(KEY) == Record(b"two", new_version)
 
+    async def test_a_load_within_refresh_after_writes_nothing(
+        self, store: MongoDBStore, raw: AsyncMongoClient[Document], collection_name: str
+    ) -> None:
+        sessions = raw["quart_session"][collection_name]
+        version = await create(store, ttl=60)
+        before = await sessions.find_one({"_id": KEY})
+        assert before is not None
+        record = await store.load(KEY, refresh_ttl=60, refresh_after=30)
+        assert record == Record(b"one", version) and not record.refreshed  # type: ignore[arg-type]
+        assert await sessions.find_one({"_id": KEY}) == before  # expiry included
+        record = await store.load(KEY, refresh_ttl=120, refresh_after=30)  # 60 s left: due
+        assert record == Record(b"one", version) and record.refreshed  # type: ignore[arg-type]
+        after = await sessions.find_one({"_id": KEY})
+        assert after is not None
+        assert (after["data"], after["version"]) == (before["data"], before["version"])
+        deadline = stored_date(after["expiry"]) - datetime.now(UTC)
+        assert timedelta(seconds=115) < deadline <= timedelta(seconds=120)
+
     async def test_count_sees_only_live_records_with_the_prefix(self, store: MongoDBStore) -> None:
         await create(store, key="session:a")
         await create(store, key="session:b", ttl=1)
@@ -170,7 +188,11 @@ class TestMongoDBStore(StoreContract, ExpiredLeftovers):
         version = await create(store)
         counter.commands.clear()
         assert await commands(lambda: store.load(KEY)) == ["find"]
-        assert await commands(lambda: store.load(KEY, refresh_ttl=60)) == ["findAndModify"]
+        # A refresh within refresh_after is the read alone; a due one, a second trip.
+        assert await commands(lambda: store.load(KEY, refresh_ttl=60, refresh_after=30)) == [
+            "find"
+        ]
+        assert await commands(lambda: store.load(KEY, refresh_ttl=60)) == ["find", "findAndModify"]
         assert await commands(lambda: store.save("session:new", b"x", 60, None)) == ["update"]
         assert await commands(lambda: store.save(KEY, b"x", 60, version)) == ["update"]  # type: ignore[arg-type]
         # Only a failed compare-and-set looks again, to tell CONFLICT from GONE.

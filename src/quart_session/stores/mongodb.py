@@ -57,6 +57,12 @@ def _live() -> Document:
     return {"$gt": _now()}
 
 
+def _record(found: Document | None, *, refreshed: bool) -> Record | None:
+    if found is None:
+        return None
+    return Record(bytes(found["data"]), int(found["version"]), refreshed)
+
+
 class MongoDBStore(Store):
     name = "mongodb"
     can_count = True
@@ -96,19 +102,27 @@ class MongoDBStore(Store):
         self, key: str, refresh_ttl: int | None = None, refresh_after: int = 0
     ) -> Record | None:
         sessions = await self._collection()
-        query = {"_id": key, _DEADLINE: _live()}
         if refresh_ttl is None:
-            found = await sessions.find_one(query, _PAYLOAD)
-        else:
-            found = await sessions.find_one_and_update(
-                query,
-                {"$set": {_DEADLINE: _deadline(refresh_ttl)}},
-                projection=_PAYLOAD,
-                return_document=ReturnDocument.AFTER,
-            )
-        if found is None:
-            return None
-        return Record(bytes(found["data"]), int(found["version"]), refresh_ttl is not None)
+            found = await sessions.find_one({"_id": key, _DEADLINE: _live()}, _PAYLOAD)
+            return _record(found, refreshed=False)
+        # The server compares the deadline, so this never reads a date back:
+        # how one comes back depends on the client's codec options (naive,
+        # tz-aware, DatetimeMS) and, on nx-27017, is text. Dates are kept to
+        # the millisecond (BSON), truncated: the rule holds to 1 ms, erring
+        # towards refreshing early.
+        fresh = _now() + timedelta(seconds=refresh_ttl - refresh_after)
+        found = await sessions.find_one({"_id": key, _DEADLINE: {"$gt": fresh}}, _PAYLOAD)
+        if found is not None:
+            return _record(found, refreshed=False)
+        # Due, expired or absent: a second round trip (for a live session, once
+        # per refresh_after) resets the deadline of a live record, nothing else.
+        found = await sessions.find_one_and_update(
+            {"_id": key, _DEADLINE: _live()},
+            {"$set": {_DEADLINE: _deadline(refresh_ttl)}},
+            projection=_PAYLOAD,
+            return_document=ReturnDocument.AFTER,
+        )
+        return _record(found, refreshed=True)
 
     async def save(
         self, key: str, payload: bytes, ttl: int, expected: Version | None
