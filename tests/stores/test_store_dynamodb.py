@@ -108,6 +108,24 @@ class TestDynamoDBStore(StoreContract, ExpiredLeftovers):
         deadline, expiry = await remaining()
         assert 890 < deadline <= 900 and 890 < expiry <= 901
 
+    async def test_a_load_within_refresh_after_writes_nothing(
+        self, store: DynamoDBStore, raw: Any, table: str
+    ) -> None:
+        async def stored() -> Any:
+            return (await raw.get_item(TableName=table, Key={"id": {"S": KEY}}))["Item"]
+
+        version = await create(store, ttl=60)
+        before = await stored()
+        record = await store.load(KEY, refresh_ttl=60, refresh_after=30)
+        assert record == Record(b"one", version) and not record.refreshed  # type: ignore[arg-type]
+        assert await stored() == before  # deadline and expiry included
+        record = await store.load(KEY, refresh_ttl=120, refresh_after=30)  # 60 s left: due
+        assert record == Record(b"one", version) and record.refreshed  # type: ignore[arg-type]
+        after = await stored()
+        assert (after["data"], after["version"]) == (before["data"], before["version"])
+        assert 115 < int(after["deadline"]["N"]) / 1000 - time.time() <= 120
+        assert 115 < int(after["expiry"]["N"]) - time.time() <= 121  # whole seconds, rounded up
+
     async def test_count_sees_only_live_records_with_the_prefix(self, store: DynamoDBStore) -> None:
         await create(store, key="session:a")
         await create(store, key="session:b", ttl=1)
@@ -133,7 +151,11 @@ class TestDynamoDBStore(StoreContract, ExpiredLeftovers):
 
         version = await create(store)
         assert await operations(lambda: store.load(KEY)) == ["GetItem"]
-        assert await operations(lambda: store.load(KEY, refresh_ttl=60)) == ["UpdateItem"]
+        # A refresh within refresh_after is the read alone; a due one, a second request.
+        fresh = await operations(lambda: store.load(KEY, refresh_ttl=60, refresh_after=30))
+        assert fresh == ["GetItem"]
+        due = await operations(lambda: store.load(KEY, refresh_ttl=60))
+        assert due == ["GetItem", "UpdateItem"]
         assert await operations(lambda: store.save("session:new", b"x", 60, None)) == ["PutItem"]
         assert await operations(lambda: store.save(KEY, b"x", 60, version)) == ["PutItem"]  # type: ignore[arg-type]
         # A failed compare-and-set returns the old item: still one request.

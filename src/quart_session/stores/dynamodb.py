@@ -6,12 +6,15 @@ and ``expiry`` (the same in whole epoch seconds, rounded up: the table's TTL
 attribute, which takes seconds). DynamoDB deletes expired items only within a
 day or two, so every read and write checks ``deadline``.
 
-Every operation is one request: compare-and-set is a ``PutItem`` with a
-``ConditionExpression`` that also returns the old item when it fails (telling
-a newer version from a deletion), and sliding expiry is an ``UpdateItem``
-that returns the record. The table (on-demand billing) and its TTL setting
-are created on first use if missing; on AWS that takes seconds, so create the
-table beforehand or allow for it in ``SESSION_BACKEND_TIMEOUT`` on first start.
+Every operation is one request, bar a load that refreshes: compare-and-set
+is a ``PutItem`` with a ``ConditionExpression`` that also returns the old item
+when it fails (telling a newer version from a deletion), and a load is a
+consistent ``GetItem``. Sliding expiry costs a write, so a load asked to
+refresh adds a conditional ``UpdateItem`` of the deadline only once
+*refresh_after* has passed since the last one. The table (on-demand billing)
+and its TTL setting are created on first use if missing; on AWS that takes
+seconds, so create the table beforehand or allow for it in
+``SESSION_BACKEND_TIMEOUT`` on first start.
 Items are limited to 400 KB by DynamoDB.
 """
 
@@ -49,6 +52,19 @@ def _lifetime(ttl: int) -> dict[str, dict[str, str]]:
 
 def _is_live(item: Item) -> bool:
     return "deadline" in item and int(item["deadline"]["N"]) > time.time() * 1000
+
+
+def _due(item: Item, fresh_for: int) -> bool:
+    """Whether the live *item* has *fresh_for* seconds or less left, so a load
+    asked to refresh it writes."""
+    # ``deadline`` (epoch milliseconds, truncated), not the whole seconds of
+    # ``expiry`` (rounded up, for DynamoDB's TTL): the rule holds to 1 ms and
+    # errs towards refreshing early.
+    return int(item["deadline"]["N"]) <= (time.time() + fresh_for) * 1000
+
+
+def _record(item: Item, *, refreshed: bool) -> Record:
+    return Record(bytes(item["data"]["B"]), int(item["version"]["N"]), refreshed)
 
 
 class DynamoDBStore(Store):
@@ -152,20 +168,19 @@ class DynamoDBStore(Store):
         self, key: str, refresh_ttl: int | None = None, refresh_after: int = 0
     ) -> Record | None:
         client = await self._ready()
-        if refresh_ttl is None:
-            reply = await client.get_item(**self._key(key), ConsistentRead=True)
-            item: Item | None = reply.get("Item")
-            if item is None or not _is_live(item):
-                return None
-        else:
-            try:
-                reply = await client.update_item(
-                    **self._refresh(key, refresh_ttl), ReturnValues="ALL_NEW"
-                )
-            except client.exceptions.ConditionalCheckFailedException:
-                return None
-            item = reply["Attributes"]
-        return Record(bytes(item["data"]["B"]), int(item["version"]["N"]), refresh_ttl is not None)
+        reply = await client.get_item(**self._key(key), ConsistentRead=True)
+        item: Item | None = reply.get("Item")
+        if item is None or not _is_live(item):
+            return None
+        if refresh_ttl is None or not _due(item, refresh_ttl - refresh_after):
+            return _record(item, refreshed=False)
+        try:
+            reply = await client.update_item(
+                **self._refresh(key, refresh_ttl), ReturnValues="ALL_NEW"
+            )
+        except client.exceptions.ConditionalCheckFailedException:
+            return None  # deleted or expired since the read
+        return _record(reply["Attributes"], refreshed=True)
 
     async def save(
         self, key: str, payload: bytes, ttl: int, expected: Version | None
