@@ -6,7 +6,11 @@ imports ``quart_session`` only inside the kinds that use it, and nothing from
 
 Views: ``/read`` reads one key, ``/write`` sets one key, ``/plain`` does not
 touch the session, ``/fill`` stores the realistic session (used to create the
-sessions the timed requests carry), plus Quart's static route.
+sessions the timed requests carry); ``/read-tiny``, ``/write-tiny`` and
+``/fill-tiny`` do the same with a session holding one number; ``/nosession``
+is marked ``no_session`` where the library has it (Quart-Session 3.0.0 and
+older revisions of ours do not: there it is a view that leaves the session
+alone); plus Quart's static route.
 """
 
 from __future__ import annotations
@@ -21,7 +25,13 @@ from quart.sessions import SecureCookieSession, SessionInterface, SessionMixin
 from quart.wrappers import BaseRequestWebsocket
 
 STATIC_FOLDER = Path(__file__).parent / "static"
-FLOOR_KEY = "floor:session"
+#: Where a floor keeps its session-sized values: (key, which session) per read view.
+FLOOR_READS = {"/read": ("floor:session", "realistic"), "/read-tiny": ("floor:tiny", "tiny")}
+#: Every view, for the variants whose views all do nothing.
+ROUTES = (
+    *("/read", "/write", "/fill", "/read-tiny", "/write-tiny", "/fill-tiny"),
+    *("/plain", "/nosession"),
+)
 
 #: What a logged-in shop user's session typically holds.
 REALISTIC_SESSION: dict[str, Any] = {
@@ -39,8 +49,21 @@ REALISTIC_SESSION: dict[str, Any] = {
     "_flashes": [("message", "Welcome back!"), ("info", "Your cart was saved.")],
 }
 
+#: The smallest session there is: one number (a counter, a user id).
+TINY_SESSION: dict[str, Any] = {"n": 0}
+SESSIONS = {"realistic": REALISTIC_SESSION, "tiny": TINY_SESSION}
+
 #: Every write stores a new value, so no implementation can skip it as unchanged.
 _counter = itertools.count()
+
+
+def stored_payload(session: dict[str, Any]) -> bytes:
+    """The payload our store holds for *session* (JSON, with the metadata our
+    engine keeps beside the data), for the floors to read a value of that size."""
+    from quart_session import records
+    from quart_session.serializers import JSONSerializer
+
+    return JSONSerializer().dumps(records.wrap(session, records.meta(True, None)))
 
 
 def build_app(spec: dict[str, Any]) -> Quart:
@@ -52,12 +75,14 @@ def build_app(spec: dict[str, Any]) -> Quart:
         _no_session_views(app)
     elif kind == "floor":
         _floor_views(app, spec["redis_url"])
+    elif kind == "floor-sql":
+        _sql_floor_views(app, spec["url"])
     else:
         if kind in ("ours", "qs3"):
             _install_session(app, kind, spec.get("glide_port"))
         elif kind == "minimal":
             app.session_interface = MinimalSessionInterface()
-        _session_views(app)
+        _session_views(app, marks_no_session=kind in ("ours", "qs3"))
     return app
 
 
@@ -75,27 +100,30 @@ class MinimalSessionInterface(SessionInterface):
             response.vary.add("Cookie")
 
 
-def _no_session_views(app: Quart) -> None:
+def _no_session_views(app: Quart, taken: tuple[str, ...] = ()) -> None:
+    """Every view not in *taken* answers "ok" and does nothing else."""
+
     async def ok() -> str:
         return "ok"
 
-    for rule in ("/read", "/write", "/plain", "/fill"):
-        app.add_url_rule(rule, rule, ok)
+    for rule in ROUTES:
+        if rule not in taken:
+            app.add_url_rule(rule, rule, ok)
 
 
 def _floor_views(app: Quart, redis_url: str) -> None:
-    """No session: ``/read`` is one bare GET of a session-sized value."""
+    """No session: ``/read`` and ``/read-tiny`` are one bare GET of a value of
+    the realistic or the tiny session's size, stored as our Redis store would."""
     from redis.asyncio import Redis
-
-    from quart_session.serializers import JSONSerializer
 
     holder: dict[str, Redis] = {}
 
     @app.before_serving
     async def connect() -> None:
         client = Redis.from_url(redis_url)
-        # The value our Redis store would hold: header + JSON payload.
-        await client.set(FLOOR_KEY, b"qs4:" + b"0" * 16 + JSONSerializer().dumps(REALISTIC_SESSION))
+        for key, size in FLOOR_READS.values():
+            # Our Redis store's header (marker + 16 hex digits of version), then the payload.
+            await client.set(key, b"qs4:" + b"0" * 16 + stored_payload(SESSIONS[size]))
         holder["client"] = client
         app.extensions["bench_count"] = [(client, ("get",))]
 
@@ -103,16 +131,50 @@ def _floor_views(app: Quart, redis_url: str) -> None:
     async def disconnect() -> None:
         await holder["client"].aclose()
 
-    async def read() -> str:
-        await holder["client"].get(FLOOR_KEY)
-        return "ok"
+    for rule, (key, _) in FLOOR_READS.items():
 
-    async def ok() -> str:
-        return "ok"
+        async def read(key: str = key) -> str:
+            await holder["client"].get(key)
+            return "ok"
 
-    app.add_url_rule("/read", "/read", read)
-    for rule in ("/write", "/plain", "/fill"):
-        app.add_url_rule(rule, rule, ok)
+        app.add_url_rule(rule, rule, read)
+    _no_session_views(app, taken=tuple(FLOOR_READS))
+
+
+def _sql_floor_views(app: Quart, url: str) -> None:
+    """No session: ``/read`` and ``/read-tiny`` are one bare SELECT of a row
+    of the realistic or the tiny session's size, through the engine our
+    SQLAlchemy store builds for *url* (so its pool and connection options)."""
+    from sqlalchemy import text
+
+    from quart_session.stores.sqlalchemy import SQLAlchemyStore
+
+    holder: dict[str, Any] = {}
+
+    @app.before_serving
+    async def connect() -> None:
+        store = SQLAlchemyStore.from_url(url)
+        for key, size in FLOOR_READS.values():
+            # The store writes the row (and creates its table) as it would a session's.
+            await store.delete(key)
+            await store.save(key, stored_payload(SESSIONS[size]), 86_400, None)
+        holder["store"], holder["engine"] = store, store._engine
+        holder["select"] = text(f"SELECT data, version FROM {store.table.name} WHERE id = :id")
+        app.extensions["bench_engine"] = store._engine
+
+    @app.after_serving
+    async def disconnect() -> None:
+        await holder["store"].close()
+
+    for rule, (key, _) in FLOOR_READS.items():
+
+        async def read(key: str = key) -> str:
+            async with holder["engine"].connect() as conn:
+                (await conn.execute(holder["select"], {"id": key})).first()
+            return "ok"
+
+        app.add_url_rule(rule, rule, read)
+    _no_session_views(app, taken=tuple(FLOOR_READS))
 
 
 def _install_session(app: Quart, kind: str, glide_port: int | None) -> None:
@@ -136,7 +198,7 @@ def _install_session(app: Quart, kind: str, glide_port: int | None) -> None:
     quart_session.Session(app)
 
 
-def _session_views(app: Quart) -> None:
+def _session_views(app: Quart, marks_no_session: bool) -> None:
     async def read() -> str:
         session.get("user_id")
         return "ok"
@@ -145,12 +207,45 @@ def _session_views(app: Quart) -> None:
         session["counter"] = next(_counter)
         return "ok"
 
-    async def plain() -> str:
-        return "ok"
-
     async def fill() -> str:
         session.update(REALISTIC_SESSION)
         return "ok"
 
-    for rule, view in (("/read", read), ("/write", write), ("/plain", plain), ("/fill", fill)):
+    async def read_tiny() -> str:
+        session.get("n")
+        return "ok"
+
+    async def write_tiny() -> str:
+        session["n"] = next(_counter)
+        return "ok"
+
+    async def fill_tiny() -> str:
+        session["n"] = next(_counter)
+        return "ok"
+
+    async def plain() -> str:
+        return "ok"
+
+    async def nosession() -> str:
+        return "ok"
+
+    views = {
+        "/read": read,
+        "/write": write,
+        "/fill": fill,
+        "/read-tiny": read_tiny,
+        "/write-tiny": write_tiny,
+        "/fill-tiny": fill_tiny,
+        "/plain": plain,
+        "/nosession": _without_session(nosession) if marks_no_session else nosession,
+    }
+    for rule, view in views.items():
         app.add_url_rule(rule, rule, view)
+
+
+def _without_session(view: Any) -> Any:
+    """*view* marked ``no_session`` where the imported quart_session has it."""
+    import quart_session
+
+    mark = getattr(quart_session, "no_session", None)
+    return view if mark is None else mark(view)

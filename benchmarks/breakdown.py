@@ -25,11 +25,10 @@ from quart import Quart
 from redis.asyncio import Redis
 
 from quart_session.interface import ServerSideSessionInterface
-from quart_session.serializers import JSONSerializer
 from quart_session.stores.base import Record
 from quart_session.stores.redis import RedisPyDriver, RedisStore
 
-from .app import REALISTIC_SESSION, build_app
+from .app import REALISTIC_SESSION, build_app, stored_payload
 from .report import fast_phase
 from .worker import AsgiClient
 
@@ -53,7 +52,7 @@ def view_app(name: str, work: Callable[[], Awaitable[Any]]) -> Quart:
 
 async def measure(redis_url: str) -> list[tuple[str, float]]:
     client = Redis.from_url(redis_url)
-    await client.set(KEY, b"qs4:" + b"0" * 16 + JSONSerializer().dumps(REALISTIC_SESSION))
+    await client.set(KEY, b"qs4:" + b"0" * 16 + stored_payload(REALISTIC_SESSION))
     store = RedisStore(RedisPyDriver(client, owned=False))
     ours_redis = build_app(
         {"kind": "ours", "config": {"SESSION_TYPE": "redis", "SESSION_URI": redis_url}}
@@ -66,7 +65,7 @@ async def measure(redis_url: str) -> list[tuple[str, float]]:
         "GETEX (sliding expiry)": view_app("getex", lambda: client.getex(KEY, ex=TTL)),
         "RedisStore.load (GETEX)": view_app("load", lambda: store.load(KEY, TTL)),
         "the same through the interface's store call": view_app(
-            "call", lambda: interface(ours_redis)._call(store.load, KEY, TTL)
+            "call", lambda: interface(ours_redis).engine.calls.run(store, store.load, KEY, TTL)
         ),
         "ours, memory store: the session work alone": ours_memory,
         "ours, memory store + a bare GET in its load": memory_and_get,
@@ -81,9 +80,11 @@ async def measure(redis_url: str) -> list[tuple[str, float]]:
     memory_store = interface(memory_and_get).store
     load = memory_store.load
 
-    async def load_after_get(key: str, refresh_ttl: int | None = None) -> Record | None:
+    async def load_after_get(
+        key: str, refresh_ttl: int | None = None, refresh_after: int = 0
+    ) -> Record | None:
         await client.get(KEY)
-        return await load(key, refresh_ttl)
+        return await load(key, refresh_ttl, refresh_after)
 
     memory_store.load = load_after_get  # type: ignore[method-assign]
     medians: dict[str, list[float]] = {name: [] for name in apps}

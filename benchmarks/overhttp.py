@@ -19,7 +19,16 @@ from tests.servers.processes import free_port, running
 
 from .variants import ROOT, Variant
 
-HTTP_SCENARIOS = {"read": "/read", "write": "/write", "nocookie": "/read"}
+#: scenario: (path, the view that stores its sessions, or None: no cookie).
+HTTP_SCENARIOS = {
+    "read": ("/read", "/fill"),
+    "read-tiny": ("/read-tiny", "/fill-tiny"),
+    "write": ("/write", "/fill"),
+    "nocookie": ("/read", None),
+}
+#: The variants that read the tiny session over HTTP too: those its goals and
+#: its floor compare. On all of them it would add 3 minutes to a full run.
+TINY_OVER_HTTP = {"none", "none-again", "qs3-redis", "redis", "floor"}
 #: Sessions each scenario spreads its requests over: many users, as in real
 #: traffic, rather than every connection writing one session at once.
 POOL = 64
@@ -59,9 +68,13 @@ class Served:
     pools: dict[str, list[str]]
 
 
-def fetch_cookie(port: int) -> str | None:
-    """A new session with the realistic data: the cookie ``/fill`` sets."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/fill", timeout=30) as answer:
+def runs_over_http(variant: Variant, scenario: str) -> bool:
+    return variant.runs(scenario) and (scenario != "read-tiny" or variant.name in TINY_OVER_HTTP)
+
+
+def fetch_cookie(port: int, fill: str) -> str | None:
+    """A new session: the cookie the view *fill* sets."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{fill}", timeout=30) as answer:
         for header in answer.headers.get_all("Set-Cookie") or []:
             morsel = SimpleCookie(header).get("session")
             if morsel is not None and morsel.value:
@@ -69,9 +82,12 @@ def fetch_cookie(port: int) -> str | None:
     return None
 
 
-def session_pool(port: int) -> list[str]:
+def session_pool(port: int, fill: str | None) -> list[str]:
+    """The cookies a scenario's requests carry ("": none)."""
+    if fill is None:
+        return [""]
     # Variants without sessions get a stand-in cookie: the same request shape.
-    return [fetch_cookie(port) or "x" * 43 for _ in range(POOL)]
+    return [fetch_cookie(port, fill) or "x" * 43 for _ in range(POOL)]
 
 
 @contextmanager
@@ -90,7 +106,11 @@ def serving(variants: list[Variant], logs: Path) -> Iterator[list[Served]]:
             ]
             log = logs / f"hypercorn-{variant.name}.log"
             stack.enter_context(running(argv, port, log, cwd=ROOT, env=variant.env))
-            pools = {"read": session_pool(port), "write": session_pool(port), "nocookie": [""]}
+            pools = {
+                scenario: session_pool(port, fill)
+                for scenario, (_, fill) in HTTP_SCENARIOS.items()
+                if runs_over_http(variant, scenario)
+            }
             served.append(Served(variant, port, pools))
         yield served
 
@@ -135,9 +155,9 @@ def load_all(
     results: dict[tuple[str, str], list[WrkResult]] = {}
     order = list(served)
     for number in range(1, rounds + 1):
-        for scenario, path in HTTP_SCENARIOS.items():
+        for scenario, (path, _) in HTTP_SCENARIOS.items():
             random.shuffle(order)
-            for server in order:
+            for server in (s for s in order if scenario in s.pools):
                 url = f"http://127.0.0.1:{server.port}{path}"
                 cookies = server.pools[scenario]
                 result = wrk(url, path, cookies, seconds, connections, threads)

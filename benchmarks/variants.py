@@ -11,6 +11,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 OURS_PYTHON = ROOT / ".venv" / "bin" / "python"
 QS3_PYTHON = ROOT / "benchmarks" / ".venv-qs3" / "bin" / "python"
+#: What a floor measures: one bare read of a stored session, of either size.
+FLOOR_SCENARIOS = ("read", "read-tiny")
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,14 @@ class Variant:
     server: str | None = None
     #: Extra environment of its processes (PYTHONPATH of a baseline checkout).
     env: dict[str, str] = field(default_factory=dict)
+    #: The scenarios its views do something in (None: every one). A floor's
+    #: other views are no-ops: timing them would only lengthen the run.
+    scenarios: tuple[str, ...] | None = None
+    #: The git revision whose quart_session it runs (--baseline), None for ours now.
+    revision: str | None = None
+
+    def runs(self, scenario: str) -> bool:
+        return self.scenarios is None or scenario in self.scenarios
 
 
 @dataclass(frozen=True)
@@ -117,6 +127,22 @@ def all_variants(at: Endpoints) -> list[Variant]:
             "floor: bare redis-py GET",
             {"kind": "floor", "redis_url": at.redis_url},
             server="redis",
+            scenarios=FLOOR_SCENARIOS,
+        ),
+        # The SQL floors read a row through the engine our store builds for the
+        # same URL: what one SELECT costs there, with no session layer.
+        Variant(
+            "floor-sqlite",
+            "floor: bare SQLite SELECT",
+            {"kind": "floor-sql", "url": f"sqlite+aiosqlite:///{at.folder / 'floor.sqlite3'}"},
+            scenarios=FLOOR_SCENARIOS,
+        ),
+        Variant(
+            "floor-postgres",
+            "floor: bare PostgreSQL SELECT",
+            {"kind": "floor-sql", "url": at.postgres_url},
+            server="postgres",
+            scenarios=FLOOR_SCENARIOS,
         ),
     ]
 
@@ -131,4 +157,5 @@ def at_revision(variant: Variant, revision: str, src: Path) -> Variant:
         label=f"{variant.label} @ {revision}",
         spec=spec,
         env={"PYTHONPATH": str(src)},
+        revision=revision,
     )

@@ -30,7 +30,10 @@ MALFORMED = "not/a valid-id!" * 3
 SCENARIOS: dict[str, tuple[str, str | None]] = {
     "read": ("/read", "read"),
     "write": ("/write", "write"),
+    "read-tiny": ("/read-tiny", "tiny"),
+    "write-tiny": ("/write-tiny", "tiny-write"),
     "plain": ("/plain", "read"),
+    "no_session": ("/nosession", "read"),
     "nocookie": ("/read", None),
     "badcookie": ("/read", "malformed"),
     "static": ("/static/bench.txt", "read"),
@@ -110,11 +113,14 @@ class Worker:
         self.cookies = {
             "read": await self.new_session() or stand_in,
             "write": await self.new_session() or stand_in,
+            "tiny": await self.new_session("/fill-tiny") or stand_in,
+            "tiny-write": await self.new_session("/fill-tiny") or stand_in,
             "malformed": MALFORMED,
             None: None,
         }
         for scenario in SCENARIOS:
             await self.run(scenario, 1, 0)  # fail early on a non-200
+        await self.sql_writes()  # flushes PostgreSQL's statistics of those requests
         return {"ready": True, "python": sys.version.split()[0], "packages": self.versions()}
 
     def versions(self) -> dict[str, str]:
@@ -126,10 +132,11 @@ class Worker:
                 found[name] = version(name)
         return found
 
-    async def new_session(self) -> str | None:
-        status = await self.client.call(self.client.scope("/fill", None))
+    async def new_session(self, fill: str = "/fill") -> str | None:
+        """The cookie of a new session that *fill* stored, if one was set."""
+        status = await self.client.call(self.client.scope(fill, None))
         if status != 200:
-            raise RuntimeError(f"/fill answered {status}")
+            raise RuntimeError(f"{fill} answered {status}")
         return self.client.set_cookie()
 
     async def run(self, scenario: str, n: int, warmup: int) -> list[int]:
@@ -187,6 +194,32 @@ class Worker:
                     delattr(target, name)
         return calls / n
 
+    def _sql_engine(self) -> Any:
+        """The SQLAlchemy engine of our SQL store or of a SQL floor, else None."""
+        if self.kind == "ours":
+            interface: Any = self.app.session_interface
+            return getattr(interface.store, "_engine", None)
+        return self.app.extensions.get("bench_engine")
+
+    async def sql_writes(self) -> int | None:
+        """Rows written so far by the store's database (None: not a SQL one).
+
+        SQLite: ``total_changes`` of the engine's one pooled connection (every
+        row an INSERT, UPDATE or DELETE changed on it). PostgreSQL: the sessions
+        tables' ``n_tup_upd``, after each pooled connection flushed its
+        statistics (a backend otherwise holds them up to 10 s; PostgreSQL 15+).
+        """
+        engine = self._sql_engine()
+        if engine is None:
+            return None
+        if engine.dialect.name == "sqlite":
+            async with engine.connect() as conn:
+                raw = await conn.get_raw_connection()
+                return int(raw.driver_connection.total_changes)
+        if engine.dialect.name == "postgresql":
+            return await _postgres_updates(engine)
+        raise RuntimeError(f"no write counter for {engine.dialect.name}")
+
     async def size(self) -> dict[str, Any]:
         """Bytes stored for the realistic session, per serializer."""
         sizes: dict[str, Any] = {}
@@ -237,6 +270,8 @@ class Worker:
             return {"ns": await self.run(command["scenario"], command["n"], command["warmup"])}
         if op == "count":
             return {"calls": await self.count(command["scenario"], command["n"])}
+        if op == "writes":
+            return {"rows": await self.sql_writes()}
         if op == "size":
             return await self.size()
         if op == "rss":
@@ -259,6 +294,28 @@ async def serve(spec: dict[str, Any]) -> None:
                 reply({"error": repr(error)})
     finally:
         await worker.app.shutdown()
+
+
+async def _postgres_updates(engine: Any) -> int:
+    """Rows updated in the tables named "sessions", stats of every idle pooled
+    connection flushed first (each flushes its own on its next idle moment)."""
+    from sqlalchemy import text
+
+    held = []
+    try:
+        for _ in range(max(1, engine.sync_engine.pool.checkedin())):
+            conn = await engine.connect()
+            held.append(conn)
+            await conn.execute(text("SELECT pg_stat_force_next_flush()"))
+            await conn.rollback()
+    finally:
+        for conn in held:
+            await conn.close()
+    async with engine.connect() as conn:
+        updated = await conn.scalar(
+            text("SELECT sum(n_tup_upd) FROM pg_stat_user_tables WHERE relname = 'sessions'")
+        )
+    return int(updated or 0)
 
 
 def _memory_kib(field: str) -> int:
