@@ -1,0 +1,267 @@
+"""The SQLAlchemy store's read path, counted on the databases themselves.
+
+A load is one SELECT while the expiry is fresh: no write reaches the database
+(SQLite's ``total_changes`` of the store's connection, PostgreSQL's
+``pg_stat_user_tables``). Only a load due for a refresh writes, once, and only
+the expiry. A store built from a URL runs its engine in AUTOCOMMIT and puts a
+SQLite database in WAL mode.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from quart_session.stores.base import Outcome, Record
+from quart_session.stores.sqlalchemy import SQLAlchemyStore, utcnow
+
+from ..servers.postgres import PostgresServer
+
+pytestmark = [pytest.mark.servers, pytest.mark.anyio]
+
+KEY = "session:reads"
+Writes = Callable[[], Awaitable[int]]
+# Saved with 20 s to live, a load with refresh_ttl=60 and refresh_after=30 is
+# due (20 <= 60 - 30); saved with 60 s it is not.
+DUE, FRESH = 20, 60
+REFRESH = {"refresh_ttl": 60, "refresh_after": 30}
+
+
+async def stored_expiry(store: SQLAlchemyStore) -> datetime:
+    table = store.table
+    async with store.engine.connect() as conn:
+        expiry = await conn.scalar(select(table.c.expiry).where(table.c.id == KEY))
+    assert isinstance(expiry, datetime)
+    return expiry
+
+
+class ReadPath:
+    """A subclass provides ``store`` and ``writes``: rows the database wrote
+    for the store so far (its connection pool holds one connection)."""
+
+    async def test_loads_write_nothing_while_the_expiry_is_fresh(
+        self, store: SQLAlchemyStore, writes: Writes
+    ) -> None:
+        version = await store.save(KEY, b"one", FRESH, None)
+        expiry = await stored_expiry(store)
+        before = await writes()
+        records = [await store.load(KEY, **REFRESH) for _ in range(5)]
+        assert await writes() == before
+        assert await stored_expiry(store) == expiry
+        assert records == [Record(b"one", version)] * 5  # type: ignore[arg-type]
+        assert not any(record.refreshed for record in records if record is not None)
+
+    async def test_a_load_due_for_a_refresh_writes_once_and_extends_the_expiry(
+        self, store: SQLAlchemyStore, writes: Writes
+    ) -> None:
+        version = await store.save(KEY, b"one", DUE, None)
+        expiry = await stored_expiry(store)
+        before = await writes()
+        record = await store.load(KEY, **REFRESH)
+        assert record == Record(b"one", version)  # type: ignore[arg-type]
+        assert record is not None and record.refreshed
+        assert await writes() == before + 1
+        extended = await stored_expiry(store)
+        assert extended - expiry > timedelta(seconds=35)
+        assert extended - utcnow() > timedelta(seconds=55)
+        # Refreshed just now: the next loads only read.
+        again = await store.load(KEY, **REFRESH)
+        assert again is not None and not again.refreshed
+        assert await writes() == before + 1
+
+    async def test_loads_without_sliding_expiry_write_nothing(
+        self, store: SQLAlchemyStore, writes: Writes
+    ) -> None:
+        await store.save(KEY, b"one", DUE, None)
+        before = await writes()
+        record = await store.load(KEY)
+        assert await store.load("session:missing", **REFRESH) is None
+        assert await writes() == before
+        assert record is not None and not record.refreshed
+
+
+class TestSQLiteOwnEngine(ReadPath):
+    """The store from_url builds: its engine, AUTOCOMMIT, WAL."""
+
+    @pytest.fixture
+    def database(self, tmp_path: Path) -> Path:
+        return tmp_path / "sessions.db"
+
+    @pytest.fixture
+    async def store(self, database: Path) -> AsyncIterator[SQLAlchemyStore]:
+        store = SQLAlchemyStore.from_url(f"sqlite+aiosqlite:///{database}")
+        yield store
+        await store.close()
+
+    @pytest.fixture
+    def writes(self, store: SQLAlchemyStore) -> Writes:
+        return lambda: sqlite_total_changes(store.engine)
+
+    async def test_the_database_is_switched_to_wal(
+        self, store: SQLAlchemyStore, database: Path
+    ) -> None:
+        await store.save(KEY, b"one", FRESH, None)
+        async with store.engine.connect() as conn:
+            assert await conn.scalar(text("PRAGMA synchronous")) == 1  # NORMAL
+        with sqlite3.connect(database) as reader:
+            assert reader.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+    async def test_each_write_is_committed_at_once(
+        self, store: SQLAlchemyStore, database: Path
+    ) -> None:
+        await store.save(KEY, b"one", FRESH, None)
+        await store.load(KEY, refresh_ttl=60)
+        with sqlite3.connect(database) as reader:
+            rows = reader.execute(f"SELECT data FROM {store.table.name}").fetchall()
+        assert rows == [(b"one",)]
+
+    async def test_a_refresh_leaves_a_concurrent_save_in_place(
+        self, store: SQLAlchemyStore, database: Path
+    ) -> None:
+        """A save landing between a load's SELECT and its refresh UPDATE keeps its
+        data and version: the refresh sets the expiry only, and the loader's own
+        save then conflicts, as compare-and-set demands."""
+        loaded = await store.save(KEY, b"one", DUE, None)
+        saved_meanwhile = 12345
+
+        def save_before_the_refresh(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            if statement.startswith("UPDATE"):
+                with sqlite3.connect(database) as other:
+                    other.execute(
+                        f"UPDATE {store.table.name} SET data = ?, version = ? WHERE id = ?",
+                        (b"two", saved_meanwhile, KEY),
+                    )
+
+        event.listen(store.engine.sync_engine, "before_cursor_execute", save_before_the_refresh)
+        try:
+            record = await store.load(KEY, **REFRESH)
+        finally:
+            event.remove(store.engine.sync_engine, "before_cursor_execute", save_before_the_refresh)
+        assert record == Record(b"one", loaded)  # type: ignore[arg-type]
+        assert record is not None and record.refreshed
+        assert await store.load(KEY) == Record(b"two", saved_meanwhile)
+        assert await store.save(KEY, b"three", 60, loaded) is Outcome.CONFLICT  # type: ignore[arg-type]
+
+    async def test_an_engine_handed_in_keeps_its_journal_mode(self, database: Path) -> None:
+        engine = create_async_engine(f"sqlite+aiosqlite:///{database}")
+        store = SQLAlchemyStore(engine)
+        await store.save(KEY, b"one", FRESH, None)
+        await engine.dispose()
+        with sqlite3.connect(database) as reader:
+            assert reader.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+
+
+class TestSQLiteEngineHandedIn(ReadPath):
+    """An application's engine: AUTOCOMMIT is set per connection."""
+
+    @pytest.fixture
+    async def store(self, tmp_path: Path) -> AsyncIterator[SQLAlchemyStore]:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'sessions.db'}"
+        engine = create_async_engine(url, pool_size=1, max_overflow=0)
+        yield SQLAlchemyStore(engine)
+        await engine.dispose()
+
+    @pytest.fixture
+    def writes(self, store: SQLAlchemyStore) -> Writes:
+        return lambda: sqlite_total_changes(store.engine)
+
+
+async def sqlite_total_changes(engine: AsyncEngine) -> int:
+    """Rows inserted, updated or deleted through the one connection of *engine*
+    (the store's own) since it was opened."""
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        total = raw.driver_connection.total_changes  # type: ignore[union-attr]
+    assert isinstance(total, int)
+    return total
+
+
+class TestPostgres(ReadPath):
+    @pytest.fixture
+    async def store(self, postgres_server: PostgresServer) -> AsyncIterator[SQLAlchemyStore]:
+        # One connection: the store's statements and the statistics queries
+        # share a backend, whose counts are flushed on demand.
+        engine = create_async_engine(postgres_server.url, pool_size=1, max_overflow=0)
+        yield SQLAlchemyStore(engine, f"sessions_{secrets.token_hex(4)}")
+        await engine.dispose()
+
+    @pytest.fixture
+    def writes(self, store: SQLAlchemyStore) -> Writes:
+        return lambda: postgres_rows_written(store)
+
+    async def test_repeated_loads_run_one_prepared_statement(
+        self, store: SQLAlchemyStore
+    ) -> None:
+        """asyncpg prepares a statement per connection and SQL text; a load that
+        rebuilt its SQL differently, or defeated the cache, would prepare again."""
+        await store.save(KEY, b"one", FRESH, None)
+        for _ in range(7):
+            await store.load(KEY, **REFRESH)
+        prepared = await prepared_statements(store, f"SELECT %FROM {store.table.name} %")
+        assert [runs for _, runs in prepared] == [7], prepared
+
+    async def test_a_store_with_its_own_engine_runs_statements_without_transactions(
+        self, postgres_server: PostgresServer
+    ) -> None:
+        store = SQLAlchemyStore.from_url(postgres_server.url, f"sessions_{secrets.token_hex(4)}")
+        await store.save(KEY, b"one", DUE, None)
+        # Warm up: each pooled connection prepares a statement the first time.
+        await store.load(KEY)
+
+        async def logged(operation: Awaitable[object]) -> list[str]:
+            start = postgres_server.log_size()
+            await operation
+            return postgres_server.statements_since(start)
+
+        try:
+            due = await logged(store.load(KEY, **REFRESH))
+            fresh = await logged(store.load(KEY, **REFRESH))
+        finally:
+            await store.close()
+        assert [statement_verb(line) for line in due] == ["SELECT", "UPDATE"], due
+        assert [statement_verb(line) for line in fresh] == ["SELECT"], fresh
+
+
+def statement_verb(logged: str) -> str:
+    """The first word of the SQL in a log line ("execute <name>: SELECT ...")."""
+    return logged.split(": ", 1)[-1].split()[0]
+
+
+async def postgres_rows_written(store: SQLAlchemyStore) -> int:
+    """Rows inserted, updated or deleted in the store's table, as the server's
+    statistics count them once this backend has flushed its pending counts."""
+    async with store.engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        # Flushed when this statement's transaction ends (PostgreSQL 15+).
+        await conn.execute(text("SELECT pg_stat_force_next_flush()"))
+        await conn.execute(text("SELECT pg_stat_clear_snapshot()"))
+        written = await conn.scalar(
+            text(
+                "SELECT n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables"
+                " WHERE relname = :table"
+            ),
+            {"table": store.table.name},
+        )
+    return int(written)
+
+
+async def prepared_statements(store: SQLAlchemyStore, like: str) -> list[tuple[str, int]]:
+    """The statements prepared on the store's connection whose SQL is *like*
+    the pattern, with how often each ran."""
+    async with store.engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements"
+                " WHERE statement LIKE :like"
+            ),
+            {"like": like},
+        )
+        return [(statement, int(runs)) for statement, runs in rows]
