@@ -150,6 +150,30 @@ class TestSQLiteOwnEngine(ReadPath):
         assert await store.load(KEY) == Record(b"two", saved_meanwhile)
         assert await store.save(KEY, b"three", 60, loaded) is Outcome.CONFLICT  # type: ignore[arg-type]
 
+    async def test_a_database_another_connection_writes_to_is_used_in_its_old_mode(
+        self, database: Path
+    ) -> None:
+        """Switching to WAL fails at once while another connection writes (two
+        processes starting on one new file): the store reads and writes on,
+        and a later connection switches."""
+        rollback_journal = create_async_engine(f"sqlite+aiosqlite:///{database}")
+        version = await SQLAlchemyStore(rollback_journal).save(KEY, b"one", FRESH, None)
+        await rollback_journal.dispose()
+        writer = sqlite3.connect(database, isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")
+        try:
+            store = SQLAlchemyStore.from_url(f"sqlite+aiosqlite:///{database}")
+            assert await store.load(KEY) == Record(b"one", version)  # type: ignore[arg-type]
+        finally:
+            writer.rollback()
+            writer.close()
+        await store.close()
+        later = SQLAlchemyStore.from_url(f"sqlite+aiosqlite:///{database}")
+        assert isinstance(await later.save(KEY, b"two", FRESH, version), int)  # type: ignore[arg-type]
+        await later.close()
+        with sqlite3.connect(database) as reader:
+            assert reader.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
     async def test_an_engine_handed_in_keeps_its_journal_mode(self, database: Path) -> None:
         engine = create_async_engine(f"sqlite+aiosqlite:///{database}")
         store = SQLAlchemyStore(engine)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -96,28 +97,29 @@ def utcnow() -> datetime:
 def use_wal(engine: AsyncEngine) -> None:
     """Put the SQLite database of *engine* in WAL mode, with synchronous=NORMAL.
 
-    In WAL mode readers do not wait for a writer (nor it for them), and a
-    commit appends to the log without an fsync of its own under
-    synchronous=NORMAL: a power cut may lose the last commits, never corrupt
-    the database. The journal mode is stored in the database file, so it is
-    set once (again only if that first attempt failed, e.g. on a lock); the
-    synchronous level belongs to each connection.
+    In WAL mode readers do not wait for a writer (nor it for them), and under
+    synchronous=NORMAL a commit appends to the log without an fsync of its
+    own: a power cut may lose the last commits, never corrupt the database.
     """
-
-    def enable_wal(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry) -> None:
-        _run_pragma(dbapi_connection, "PRAGMA journal_mode=WAL")
-
-    def sync_normally(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry) -> None:
-        _run_pragma(dbapi_connection, "PRAGMA synchronous=NORMAL")
-
-    event.listen(engine.sync_engine, "first_connect", enable_wal)
-    event.listen(engine.sync_engine, "connect", sync_normally)
+    event.listen(engine.sync_engine, "connect", _switch_to_wal)
 
 
-def _run_pragma(dbapi_connection: DBAPIConnection, pragma: str) -> None:
+def _switch_to_wal(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute(pragma)
+        try:
+            # Stored in the database file: a no-op once the file is in WAL mode.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            in_wal = cursor.fetchone() == ("wal",)
+        except sqlite3.OperationalError:
+            # Switching needs the file to itself for a moment, and fails at once
+            # (no busy wait) while another connection writes, e.g. a second
+            # process creating the table: this connection goes on in the old
+            # mode, and the next connection (of any process) tries again.
+            return
+        # Per connection; only in WAL mode, where it cannot corrupt the database.
+        if in_wal:
+            cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
 
