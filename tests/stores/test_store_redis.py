@@ -75,6 +75,33 @@ class TestRedisFromUrl(FrozenStandalone, CutShortOperations, StoreContract):
         version = await store.save("session:old", b"new", 60, "")
         assert await store.load("session:old") == Record(b"new", version)  # type: ignore[arg-type]
 
+    async def test_commands_survive_idle_connections_the_server_closed(
+        self, store: RedisStore, redis_standalone: Standalone
+    ) -> None:
+        """The store keeps connections between commands (past redis-py's pool):
+        one the server closed meanwhile is reconnected, not a failed request."""
+        version = await store.save("session:a", b"1", 60, None)
+        with redis.Redis(port=redis_standalone.port) as admin:
+            killed = admin.client_kill_filter(_type="normal", skipme=True)
+        assert killed >= 1
+        assert await store.load("session:a", 60) == Record(b"1", version)  # type: ignore[arg-type]
+        assert not isinstance(await store.save("session:a", b"2", 60, version), Outcome)  # type: ignore[arg-type]
+
+    async def test_a_cancelled_command_leaves_no_reply_for_the_next(
+        self, store: RedisStore, redis_standalone: Standalone
+    ) -> None:
+        """A command cut short after it was sent must not hand its late reply
+        to the next command on the same connection."""
+        await store.save("session:a", b"first", 60, None)
+        await store.save("session:b", b"second", 60, None)
+        with redis.Redis(port=redis_standalone.port) as admin:
+            admin.execute_command("CLIENT", "PAUSE", 300, "ALL")
+            with anyio.move_on_after(0.05):
+                await store.load("session:a")
+        await anyio.sleep(0.4)  # the paused reply is on its way by now
+        record = await store.load("session:b")
+        assert record is not None and record.payload == b"second"
+
     async def test_the_client_it_made_is_closed(self, redis_standalone: Standalone) -> None:
         store = store_for(SESSION_URI=redis_standalone.url)
         await store.ping()

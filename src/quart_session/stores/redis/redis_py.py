@@ -11,6 +11,7 @@ from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.exceptions import NoScriptError
 
 from ...errors import SessionConfigError
+from .lane import ConnectionLane, can_use_lane
 from .protocol import SAVE_SCRIPT
 
 #: Connections our own client opens at most (redis-py's default); an application
@@ -51,6 +52,7 @@ class RedisPyDriver:
         # timeout still applies). redis-py's BlockingConnectionPool does the
         # same at 15-25 µs a command; an uncontended semaphore costs nothing.
         self._free = None if max_commands is None else asyncio.Semaphore(max_commands)
+        self._lane = ConnectionLane(client) if can_use_lane(client) else None
 
     @property
     def address(self) -> str:
@@ -65,15 +67,16 @@ class RedisPyDriver:
         return self.client
 
     async def _execute(self, *args: Any) -> Any:
-        """One command, straight to execute_command: past the option parsing of
-        redis-py's command methods (getex() spends 5 µs there, as much as the
-        rest of this store's work on a read)."""
-        client = await self._client()
+        """One command, past the option parsing of redis-py's command methods
+        (getex() spends 5 µs there) and, on a plain client, its pool (``lane``)."""
+        send = (
+            self._lane.execute if self._lane is not None else (await self._client()).execute_command
+        )
         free = self._free
         if free is None:
-            return await client.execute_command(*args)
+            return await send(*args)
         async with free:
-            return await client.execute_command(*args)
+            return await send(*args)
 
     async def get(self, key: str, ttl: int | None) -> bytes | None:
         # decode_responses is refused above, so redis-py answers bytes.
@@ -111,6 +114,8 @@ class RedisPyDriver:
         await client.ping()
 
     async def close(self) -> None:
+        if self._lane is not None:
+            await self._lane.close()
         if self.owned:
             await self.client.aclose()
 
