@@ -1,7 +1,8 @@
 """A store in a SQL table, through SQLAlchemy's asyncio engine (asyncio only).
 
-Every operation is one statement run in autocommit mode: a single statement is
-atomic on its own, and no BEGIN/COMMIT round trips are spent around it.
+Every operation is one statement (two for a load that refreshes, or a save
+that fails) run in autocommit mode: a single statement is atomic on its own,
+and no BEGIN/COMMIT round trips are spent around it.
 
 * load: ``SELECT``, which also reads the expiry; with sliding expiry, only when
   the row is due for a refresh (less than ``refresh_ttl - refresh_after``
@@ -227,7 +228,8 @@ class SQLAlchemyStore(Store):
             if row is None:
                 return None
             record = Record(bytes(row.data), row.version)
-            # Refreshed less than refresh_after seconds ago: a pure read.
+            # No sliding expiry, or refreshed less than refresh_after seconds ago
+            # (more than refresh_ttl - refresh_after seconds left): a pure read.
             if refresh_ttl is None or row.expiry - now > timedelta(
                 seconds=refresh_ttl - refresh_after
             ):
