@@ -21,12 +21,13 @@ from .compat import migrate
 from .config import Settings
 from .cookies import SessionCookie, sends_a_file, vary_on_cookie
 from .engine import SessionEngine
-from .errors import SessionBackendError, SessionNotLoadedError
+from .errors import SessionBackendError
 from .opt_out import SessionUses, Use, route_of
 from .serializers import Serializer, resolve_serializer
 from .session import (
     DetachedSession,
     Persisted,
+    RefusedSession,
     ServerSideSession,
     UnavailableSession,
     unwrap,
@@ -41,6 +42,16 @@ class _Cookie(enum.Enum):
     KEEP = enum.auto()
     SET = enum.auto()
     DELETE = enum.auto()
+
+
+def _resent(session: ServerSideSession) -> _Cookie:
+    """The cookie of a session this request did not change: re-sent when its
+    Expires must follow the store's refreshed expiry (every read on Redis;
+    once SESSION_REFRESH_AFTER has passed elsewhere), or it was signed with an
+    old key."""
+    if session.resend_cookie or (session.permanent and session.refreshed):
+        return _Cookie.SET
+    return _Cookie.KEEP
 
 
 class ServerSideSessionInterface(SessionInterface):
@@ -121,12 +132,7 @@ class ServerSideSessionInterface(SessionInterface):
         use = self.uses.use_of(rule, routing_error)
         if use is Use.REFUSED:
             assert rule is not None
-            return UnavailableSession(
-                SessionNotLoadedError(
-                    f"the view {rule.endpoint!r} is marked no_session: it does not load the "
-                    "session, so neither it nor a hook running for it can use the session"
-                )
-            )
+            return RefusedSession(rule.endpoint)
         if not cookie:
             return self._new_session(request)
         if use is Use.DETACHED:
@@ -210,6 +216,12 @@ class ServerSideSessionInterface(SessionInterface):
             return
         if session.sid is None and not (session.modified or session.cleared):
             action = _Cookie.KEEP  # a new session nobody wrote to: nothing to do
+        elif not (session.modified or session.cleared or session.may_have_mutated):
+            # A loaded session nobody changed (the common read): nothing to
+            # store, only the cookie may be due.
+            action = _resent(session)
+            if action is _Cookie.SET and not self.settings.static_file and sends_a_file(response):
+                action = _Cookie.KEEP
         else:
             # Changes made before returning a file are saved; the cookie is
             # not re-sent.
@@ -263,11 +275,7 @@ class ServerSideSessionInterface(SessionInterface):
         # and this request's client never gets it from us.
         if done in (Persisted.NOTHING, Persisted.MOVED) or file_response:
             return _Cookie.KEEP
-        # The cookie's Expires follows the store's expiry: re-sent when a read
-        # refreshed it (every read on Redis; SESSION_REFRESH_AFTER elsewhere).
-        if session.modified or session.resend_cookie or (session.permanent and session.refreshed):
-            return _Cookie.SET
-        return _Cookie.KEEP
+        return _Cookie.SET if session.modified else _resent(session)
 
     # -- ids ----------------------------------------------------------------------------
     async def regenerate(self, session: SessionMixin) -> None:

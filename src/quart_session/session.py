@@ -16,6 +16,7 @@ from quart.sessions import SessionMixin
 
 from . import records
 from .engine import Basis, SessionEngine, StoredSession, Written
+from .errors import SessionNotLoadedError
 from .stores.base import Version
 
 if TYPE_CHECKING:
@@ -321,9 +322,28 @@ class UnavailableSession(ServerSideSession):
         self.error = error
 
     def _fail(self, *args: Any, **kwargs: Any) -> Any:
-        raise self.error
+        raise self._error()
+
+    def _error(self) -> Exception:
+        return self.error
 
     __getitem__ = get = __contains__ = __iter__ = __len__ = _fail
     keys = values = items = copy = _fail
     __setitem__ = __delitem__ = setdefault = pop = popitem = update = clear = _fail
     dirty = _fail
+
+
+class RefusedSession(UnavailableSession):
+    """The session of a view marked ``no_session``: touching it raises
+    SessionNotLoadedError naming the view (made only then: most such
+    requests never touch it)."""
+
+    def __init__(self, endpoint: str) -> None:
+        ServerSideSession.__init__(self)
+        self.endpoint = endpoint
+
+    def _error(self) -> Exception:
+        return SessionNotLoadedError(
+            f"the view {self.endpoint!r} is marked no_session: it does not load the "
+            "session, so neither it nor a hook running for it can use the session"
+        )
