@@ -87,6 +87,30 @@ class TestRedisFromUrl(FrozenStandalone, CutShortOperations, StoreContract):
         assert await store.load("session:a", 60) == Record(b"1", version)  # type: ignore[arg-type]
         assert not isinstance(await store.save("session:a", b"2", 60, version), Outcome)  # type: ignore[arg-type]
 
+    async def test_a_burst_past_the_pools_connections_waits_instead_of_failing(
+        self, redis_standalone: Standalone
+    ) -> None:
+        flush([redis_standalone.port])
+        client = Redis(port=redis_standalone.port, max_connections=3)
+        store = RedisStore(RedisPyDriver(client, owned=False))
+        version = await store.save("session:a", b"1", 60, None)
+        loaded: list[Record | None] = []
+
+        async def load() -> None:
+            loaded.append(await store.load("session:a", 60))
+
+        async with anyio.create_task_group() as group:
+            for _ in range(40):
+                group.start_soon(load)
+            # Some wait for a connection and give up: the rest go on.
+            with anyio.move_on_after(0):
+                await load()
+        assert loaded == [Record(b"1", version)] * 40  # type: ignore[arg-type]
+        assert len(client.connection_pool._in_use_connections) <= 3  # type: ignore[attr-defined]
+        await store.close()
+        assert client.connection_pool._in_use_connections == set()  # type: ignore[attr-defined]
+        await client.aclose()
+
     async def test_a_cancelled_command_leaves_no_reply_for_the_next(
         self, store: RedisStore, redis_standalone: Standalone
     ) -> None:

@@ -17,6 +17,8 @@ on a new socket, as redis-py's retry would.
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from typing import Any, TypeGuard
 
 from redis.asyncio import Redis
@@ -32,19 +34,33 @@ def can_use_lane(client: object) -> TypeGuard[Redis]:
 
 
 class ConnectionLane:
-    """Sends commands of *client* on connections kept out of its pool."""
+    """Sends commands of *client* on connections kept out of its pool.
+
+    It holds at most the pool's ``max_connections``: past them a command waits
+    for one to be free (the store call's own timeout still applies) instead of
+    failing at once as the pool would, which turned a burst of requests into
+    503s from a healthy store.
+    """
 
     def __init__(self, client: Redis) -> None:
         self.pool = client.connection_pool
         #: Connections checked out of the pool, connected or not, idle now.
         self._idle: list[AbstractConnection] = []
+        #: Connections checked out of the pool, idle or in use.
+        self._held = 0
+        self._limit: int = self.pool.max_connections
+        #: Commands waiting for a connection, first come first served.
+        self._waiting: deque[asyncio.Future[AbstractConnection]] = deque()
 
     async def execute(self, *args: Any) -> Any:
         """One command and its reply (bytes, int, ... as redis-py parses it;
         an error reply raises redis-py's ResponseError subclass)."""
-        idle = self._idle
-        reused = bool(idle)
-        connection = idle.pop() if reused else await self.pool.get_connection()  # type: ignore[no-untyped-call]
+        if self._idle:
+            connection, reused = self._idle.pop(), True
+        elif self._held < self._limit:
+            connection, reused = await self._check_out(), False
+        else:
+            connection, reused = await self._wait(), True
         try:
             return await self._send(connection, args)
         except RedisConnectionError:
@@ -56,7 +72,34 @@ class ConnectionLane:
         finally:
             # Whatever happened, the connection is either ready for the next
             # command or disconnected (redis-py's own error handling).
-            idle.append(connection)
+            self._hand_on(connection)
+
+    async def _check_out(self) -> AbstractConnection:
+        self._held += 1
+        try:
+            return await self.pool.get_connection()  # type: ignore[no-untyped-call,no-any-return]
+        except BaseException:
+            self._held -= 1
+            raise
+
+    async def _wait(self) -> AbstractConnection:
+        waiter: asyncio.Future[AbstractConnection] = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._hand_on(waiter.result())  # handed one just as we were cancelled
+            raise
+
+    def _hand_on(self, connection: AbstractConnection) -> None:
+        """To the command waiting longest, else back to the idle ones."""
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(connection)
+                return
+        self._idle.append(connection)
 
     @staticmethod
     async def _send(connection: AbstractConnection, args: tuple[Any, ...]) -> Any:
@@ -71,5 +114,6 @@ class ConnectionLane:
     async def close(self) -> None:
         """Give the idle connections back to the pool."""
         idle, self._idle = self._idle, []
+        self._held -= len(idle)
         for connection in idle:
             await self.pool.release(connection)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from typing import Any, cast
 
@@ -36,7 +35,6 @@ class RedisPyDriver:
         *,
         owned: bool,
         address: str | None = None,
-        max_commands: int | None = None,
     ) -> None:
         if client.get_encoder().decode_responses:
             raise SessionConfigError(
@@ -46,12 +44,6 @@ class RedisPyDriver:
         self.owned = owned
         self._address = address
         self._cluster = isinstance(client, RedisCluster)
-        # Past its connections redis-py's pool fails a command at once, which
-        # turned a burst of requests into 503s from a healthy store: commands
-        # beyond them wait for a free one here instead (the store call's own
-        # timeout still applies). redis-py's BlockingConnectionPool does the
-        # same at 15-25 µs a command; an uncontended semaphore costs nothing.
-        self._free = None if max_commands is None else asyncio.Semaphore(max_commands)
         self._lane = ConnectionLane(client) if can_use_lane(client) else None
 
     @property
@@ -69,14 +61,10 @@ class RedisPyDriver:
     async def _execute(self, *args: Any) -> Any:
         """One command, past the option parsing of redis-py's command methods
         (getex() spends 5 µs there) and, on a plain client, its pool (``lane``)."""
-        send = (
-            self._lane.execute if self._lane is not None else (await self._client()).execute_command
-        )
-        free = self._free
-        if free is None:
-            return await send(*args)
-        async with free:
-            return await send(*args)
+        if self._lane is not None:
+            return await self._lane.execute(*args)
+        client = await self._client()
+        return await client.execute_command(*args)
 
     async def get(self, key: str, ttl: int | None) -> bytes | None:
         # decode_responses is refused above, so redis-py answers bytes.
@@ -135,5 +123,9 @@ def redis_py_address(client: RedisPyClient) -> str:
 
 def driver_from_url(uri: str, timeout: float, address: str) -> RedisPyDriver:
     """A driver on a redis-py client of our own, made from a redis:// URL."""
-    made = Redis.from_url(uri, max_connections=POOL_SIZE, socket_connect_timeout=timeout)
-    return RedisPyDriver(made, owned=True, address=address, max_commands=POOL_SIZE)
+    # No socket_timeout (redis-py's default: 5 s, an asyncio timeout armed on
+    # every read): every store call has SESSION_BACKEND_TIMEOUT already.
+    made = Redis.from_url(
+        uri, max_connections=POOL_SIZE, socket_connect_timeout=timeout, socket_timeout=None
+    )
+    return RedisPyDriver(made, owned=True, address=address)
