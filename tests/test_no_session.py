@@ -121,3 +121,19 @@ async def test_a_blueprints_static_files_cost_no_store_call(tmp_path: Any) -> No
     response = await browser.get("/assets/static/style.css")
     assert response.status_code == 200
     assert counting.calls == [] and "Set-Cookie" not in response.headers
+
+
+@pytest.mark.anyio
+async def test_the_demos_health_check_costs_no_store_call() -> None:
+    from examples.demo.app import create_app
+
+    app = create_app(SESSION_TYPE="memory")
+    interface: Any = app.session_interface
+    counting = CountingStore(interface.store)
+    interface.engine.store = counting
+    browser = Browser(app)
+    await browser.text("/counter")  # a session exists
+    counting.calls.clear()
+    response = await browser.get("/health")
+    assert response.status_code == 200 and await response.get_json() == {"status": "ok"}
+    assert counting.calls == [] and "Set-Cookie" not in response.headers

@@ -24,7 +24,7 @@ from quart import (
 )
 from quart.typing import ResponseReturnValue
 
-from quart_session import ServerSideSession, ServerSideSessionInterface, Session
+from quart_session import ServerSideSession, ServerSideSessionInterface, Session, no_session
 
 #: What the shop sells: product id -> (name, price in cents).
 PRODUCTS = {
@@ -48,7 +48,16 @@ def create_app(**config: Any) -> Quart:
     Session(app)
     _add_pages(app)
     _add_counter(app)
+    _add_health(app)
     return app
+
+
+def _add_health(app: Quart) -> None:
+    # For load balancers: whatever cookie comes with it, no store call.
+    @app.get("/health")
+    @no_session
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
 
 
 def _interface() -> ServerSideSessionInterface:
