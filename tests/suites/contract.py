@@ -142,6 +142,17 @@ class StoreContract:
         record = await store.load(KEY)
         assert record is not None and record.version == version and not record.refreshed
 
+    async def test_a_refresh_shortens_a_record_saved_under_a_longer_lifetime(
+        self, store: Store
+    ) -> None:
+        """A lifetime shortened in the configuration applies to sessions saved
+        before, at their next read, on every store."""
+        version = await create(store, ttl=600)
+        record = await store.load(KEY, refresh_ttl=2, refresh_after=1)
+        assert record == Record(b"one", version) and record.refreshed  # type: ignore[arg-type]
+        await anyio.sleep(3.1)  # memcached's clock ticks once a second
+        assert await store.load(KEY) is None
+
     async def test_load_with_refresh_of_a_missing_key_creates_nothing(self, store: Store) -> None:
         assert await store.load(KEY, refresh_ttl=60) is None
         assert await store.load(KEY) is None

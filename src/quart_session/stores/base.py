@@ -84,10 +84,12 @@ class Store(ABC):
 
         With *refresh_ttl* the record's time to live is reset to that many
         seconds (sliding expiry), without rewriting its payload or version —
-        unless it was set less than *refresh_after* seconds ago (more than
-        ``refresh_ttl - refresh_after`` seconds remain) and the refresh would
-        cost a write: then the load stays a pure read. ``Record.refreshed``
-        says whether the time to live was reset.
+        unless it was set less than *refresh_after* seconds ago (between
+        ``refresh_ttl - refresh_after`` and ``refresh_ttl`` seconds remain) and
+        the refresh would cost a write: then the load stays a pure read. A
+        record with more than *refresh_ttl* seconds left (saved under a longer
+        lifetime) is always reset, so a shortened lifetime applies to it too.
+        ``Record.refreshed`` says whether the time to live was reset.
         """
 
     @abstractmethod

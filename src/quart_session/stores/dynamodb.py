@@ -54,13 +54,15 @@ def _is_live(item: Item) -> bool:
     return "deadline" in item and int(item["deadline"]["N"]) > time.time() * 1000
 
 
-def _due(item: Item, fresh_for: int) -> bool:
-    """Whether the live *item* has *fresh_for* seconds or less left, so a load
-    asked to refresh it writes."""
+def _due(item: Item, ttl: int, fresh_for: int) -> bool:
+    """Whether the live *item* has *fresh_for* seconds or less left, or more
+    than *ttl* (saved under a longer lifetime), so a load asked to refresh it
+    writes."""
     # ``deadline`` (epoch milliseconds, truncated), not the whole seconds of
     # ``expiry`` (rounded up, for DynamoDB's TTL): the rule holds to 1 ms and
     # errs towards refreshing early.
-    return int(item["deadline"]["N"]) <= (time.time() + fresh_for) * 1000
+    now = time.time()
+    return not (now + fresh_for) * 1000 < int(item["deadline"]["N"]) <= (now + ttl) * 1000
 
 
 def _record(item: Item, *, refreshed: bool) -> Record:
@@ -172,7 +174,7 @@ class DynamoDBStore(Store):
         item: Item | None = reply.get("Item")
         if item is None or not _is_live(item):
             return None
-        if refresh_ttl is None or not _due(item, refresh_ttl - refresh_after):
+        if refresh_ttl is None or not _due(item, refresh_ttl, refresh_ttl - refresh_after):
             return _record(item, refreshed=False)
         try:
             reply = await client.update_item(

@@ -184,7 +184,9 @@ class FileSystemStore(Store):
             # The deadline is kept at the folder's timestamp resolution (ns on
             # ext4/xfs/tmpfs, 2 s on FAT), truncated: a coarse one makes a file
             # look older, so it is refreshed that much early, never late.
-            if refresh_ttl is not None and info.st_mtime - now <= refresh_ttl - refresh_after:
+            # More than refresh_ttl left: saved under a longer lifetime; shorten it.
+            left = info.st_mtime - now
+            if refresh_ttl is not None and not refresh_ttl - refresh_after < left <= refresh_ttl:
                 deadline = now + refresh_ttl
                 os.utime(fd, (deadline, deadline))
                 return replace(found, refreshed=True)

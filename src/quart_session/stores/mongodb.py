@@ -110,8 +110,13 @@ class MongoDBStore(Store):
         # tz-aware, DatetimeMS) and, on nx-27017, is text. Dates are kept to
         # the millisecond (BSON), truncated: the rule holds to 1 ms, erring
         # towards refreshing early.
-        fresh = _now() + timedelta(seconds=refresh_ttl - refresh_after)
-        found = await sessions.find_one({"_id": key, _DEADLINE: {"$gt": fresh}}, _PAYLOAD)
+        now = _now()
+        fresh = {
+            "$gt": now + timedelta(seconds=refresh_ttl - refresh_after),
+            # Not one saved under a longer lifetime: that one gets the new one.
+            "$lte": now + timedelta(seconds=refresh_ttl),
+        }
+        found = await sessions.find_one({"_id": key, _DEADLINE: fresh}, _PAYLOAD)
         if found is not None:
             return _record(found, refreshed=False)
         # Due, expired or absent: a second round trip (for a live session, once

@@ -229,9 +229,12 @@ class SQLAlchemyStore(Store):
                 return None
             record = Record(bytes(row.data), row.version)
             # No sliding expiry, or refreshed less than refresh_after seconds ago
-            # (more than refresh_ttl - refresh_after seconds left): a pure read.
-            if refresh_ttl is None or row.expiry - now > timedelta(
-                seconds=refresh_ttl - refresh_after
+            # (more than refresh_ttl - refresh_after seconds left, but not more
+            # than refresh_ttl: saved under a longer lifetime): a pure read.
+            if refresh_ttl is None or (
+                timedelta(seconds=refresh_ttl - refresh_after)
+                < row.expiry - now
+                <= timedelta(seconds=refresh_ttl)
             ):
                 return record
             new_expiry = now + timedelta(seconds=refresh_ttl)
