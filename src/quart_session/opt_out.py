@@ -9,10 +9,11 @@ session is loaded.
 from __future__ import annotations
 
 import enum
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
+import quart.globals
 from quart import Blueprint, Quart
-from quart.globals import _cv_request, _cv_websocket
 from quart.wrappers import BaseRequestWebsocket
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect, Rule
@@ -65,12 +66,34 @@ def _already_matched() -> None:
     """Stands in for a context's ``match_request`` once ``route_of`` matched."""
 
 
+#: Where Quart keeps the context it is pushing, and the context's attribute
+#: holding the request: a request and a websocket context up to Quart 0.22,
+#: one app context since 0.23. Those this Quart lacks are left out.
+_CONTEXTS: tuple[tuple[ContextVar[Any], str], ...] = tuple(
+    (getattr(quart.globals, var), attribute)
+    for var, attribute in (
+        ("_cv_request", "request_websocket"),
+        ("_cv_websocket", "request_websocket"),
+        ("_cv_app", "_request_websocket"),
+    )
+    if hasattr(quart.globals, var)
+)
+
+
+def _pushing_context(request: BaseRequestWebsocket) -> Any:
+    """The context Quart is pushing for *request*: it opens the session, then
+    matches the URL (``match_request``). None outside of that."""
+    for var, attribute in _CONTEXTS:
+        ctx = var.get(None)
+        if ctx is not None and getattr(ctx, attribute, None) is request:
+            return ctx
+    return None
+
+
 def route_of(app: Quart, request: BaseRequestWebsocket) -> tuple[Rule | None, Exception | None]:
     """The rule *request* matches, or the routing error (404, 405, redirect)."""
-    ctx: Any = _cv_request.get(None)
-    if ctx is None or ctx.request_websocket is not request:
-        ctx = _cv_websocket.get(None)
-    if ctx is not None and ctx.request_websocket is request and ctx.url_adapter is not None:
+    ctx = _pushing_context(request)
+    if ctx is not None and ctx.url_adapter is not None:
         ctx.match_request()
         # Quart matches the URL again right after open_session returns, to the
         # same result: skip that second match (3 µs a request) on this
