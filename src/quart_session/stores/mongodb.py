@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,7 @@ def _record(found: Document | None, *, refreshed: bool) -> Record | None:
 class MongoDBStore(Store):
     name = "mongodb"
     can_count = True
+    can_list = True
     needs_purge = True
 
     def __init__(
@@ -170,6 +172,15 @@ class MongoDBStore(Store):
         if prefix:
             query["_id"] = {"$regex": "^" + re.escape(prefix)}
         return await sessions.count_documents(query)
+
+    async def keys(self, prefix: str) -> AsyncIterator[str]:
+        sessions = await self._collection()
+        query: Document = {_DEADLINE: _live()}
+        if prefix:
+            query["_id"] = {"$regex": "^" + re.escape(prefix)}
+        async with sessions.find(query, {"_id": 1}) as found:
+            async for document in found:
+                yield document["_id"]
 
     async def ping(self) -> None:
         try:
