@@ -18,6 +18,7 @@ from urllib.parse import unquote
 from quart import Quart
 
 from .compat import CONFIG_KEY_ALIASES
+from .crypto import parse_keys, require_cryptography
 from .errors import SessionConfigError
 from .serializers import Serializer, resolve_serializer
 from .stores import resolve_store_type
@@ -39,6 +40,8 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_SERIALIZER": "json",
     "SESSION_BACKEND_TIMEOUT": 2.0,
     "SESSION_LEGACY_IDS": False,
+    # None: records are stored unencrypted.
+    "SESSION_ENCRYPTION_KEYS": None,
     "SESSION_URI": None,
     "SESSION_REDIS": None,
     "SESSION_MEMCACHED": None,
@@ -249,6 +252,8 @@ class Settings:
     file_dir: str
     # Quart's own keys, read once.
     secret_keys: tuple[str | bytes, ...] = field(repr=False)
+    #: SESSION_ENCRYPTION_KEYS as 32-byte keys (the first seals); () when off.
+    encryption_keys: tuple[bytes, ...] = field(repr=False)
     lifetime: int
     refresh_each_request: bool
     #: Seconds before a read refreshes the expiry again (SESSION_REFRESH_AFTER).
@@ -325,6 +330,9 @@ class Settings:
             interface.get_cookie_domain(app),
             interface.get_cookie_path(app),
         )
+        encryption_keys = parse_keys(values["SESSION_ENCRYPTION_KEYS"])
+        if encryption_keys:
+            require_cryptography()
         samesite = app.config["SESSION_COOKIE_SAMESITE"]
         if samesite is not None and str(samesite).lower() not in ("lax", "strict", "none"):
             raise SessionConfigError(
@@ -346,6 +354,7 @@ class Settings:
             legacy_ids=_check(values, "SESSION_LEGACY_IDS", bool),
             file_dir=os.fspath(file_dir),
             secret_keys=secret_keys,
+            encryption_keys=encryption_keys,
             lifetime=int(lifetime.total_seconds()),
             refresh_each_request=bool(app.config["SESSION_REFRESH_EACH_REQUEST"]),
             refresh_after=_refresh_after(

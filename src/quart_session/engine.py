@@ -34,6 +34,7 @@ from .locks import SessionTurns
 from .serializers import Serializer, dumps_bytes
 from .stores import build_store
 from .stores.base import Outcome, Record, Store, Version
+from .stores.sealed import SealedStore
 
 logger = logging.getLogger("quart_session")
 
@@ -120,6 +121,8 @@ class SessionEngine:
         self._serializer: Serializer | None = None
         self._turns = SessionTurns()
         self.configure(settings)
+        if store is not None:
+            self._store = self._sealed(store)
 
     def configure(self, settings: Settings) -> None:
         """Use *settings* from now on (the store, once built, stays)."""
@@ -146,6 +149,7 @@ class SessionEngine:
                 raise SessionBackendError(
                     str(settings.store_type), "(not created)", f"could not be set up: {error!r}"
                 ) from error
+            store = self._sealed(store)
             limit = getattr(store, "max_payload", None)
             if limit is not None and settings.max_size > limit:
                 raise SessionConfigError(
@@ -157,8 +161,16 @@ class SessionEngine:
 
     @store.setter
     def store(self, store: Store) -> None:
-        """Use *store* from now on (e.g. one wrapped to count its calls)."""
+        """Use *store* from now on (e.g. one wrapped to count its calls), as
+        it is: wrapping the current store must not encrypt twice."""
         self._store = store
+
+    def _sealed(self, store: Store) -> Store:
+        """*store* encrypting every record, when SESSION_ENCRYPTION_KEYS is set."""
+        keys = self.settings.encryption_keys
+        if not keys or isinstance(store, SealedStore):
+            return store
+        return SealedStore(store, keys)
 
     async def start(self) -> None:
         """Build the store and prove it is reachable."""
