@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_PERMANENT": True,
     "SESSION_USE_SIGNER": False,
     "SESSION_ID_LENGTH": 32,
+    "SESSION_HASH_IDS": True,
     "SESSION_EXPLICIT": False,
     "SESSION_STATIC_FILE": False,
     "SESSION_HIJACK_PROTECTION": False,
@@ -240,6 +241,8 @@ class Settings:
     key_prefix: str
     permanent: bool
     id_length: int
+    #: Records are stored under a hash of the id (SESSION_HASH_IDS).
+    hash_ids: bool
     explicit: bool
     static_file: bool
     hijack_protection: bool
@@ -343,6 +346,7 @@ class Settings:
             key_prefix=_check(values, "SESSION_KEY_PREFIX", str),
             permanent=_check(values, "SESSION_PERMANENT", bool),
             id_length=id_length,
+            hash_ids=_check(values, "SESSION_HASH_IDS", bool),
             explicit=_check(values, "SESSION_EXPLICIT", bool),
             static_file=_check(values, "SESSION_STATIC_FILE", bool),
             hijack_protection=_check(values, "SESSION_HIJACK_PROTECTION", bool),

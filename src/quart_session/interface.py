@@ -272,8 +272,9 @@ class ServerSideSessionInterface(SessionInterface):
         if done in (Persisted.ENDED, Persisted.GONE):
             return _Cookie.DELETE
         # Moved: regenerated meanwhile; the browser holds the new id by now,
-        # and this request's client never gets it from us.
-        if done in (Persisted.NOTHING, Persisted.MOVED) or file_response:
+        # and this request's client never gets it from us (no id after a
+        # move: the moved marker names the new record, not the new id).
+        if done in (Persisted.NOTHING, Persisted.MOVED) or file_response or session.sid is None:
             return _Cookie.KEEP
         return _Cookie.SET if session.modified else _resent(session)
 

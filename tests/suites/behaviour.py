@@ -331,7 +331,7 @@ class SessionBehaviour:
 
     @staticmethod
     def key(app: Quart, sid: str) -> str:
-        return str(app.config.get("SESSION_KEY_PREFIX", "session:")) + sid
+        return str(app.session_interface.engine.key_for(sid))  # type: ignore[attr-defined]
 
     @staticmethod
     def count_calls(app: Quart) -> CountingStore:
