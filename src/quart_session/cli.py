@@ -191,37 +191,36 @@ def rotate() -> None:
     compare-and-set (a request writing the session meanwhile wins) and gives
     the session a full PERMANENT_SESSION_LIFETIME, as a request would.
     """
+    _run(rotate_sessions)
 
-    async def reseal_all(interface: ServerSideSessionInterface) -> str:
-        engine = interface.engine
-        store = engine.store
-        if not isinstance(store, SealedStore):
-            raise click.ClickException(
-                "SESSION_ENCRYPTION_KEYS is not set: there is no key to rewrite sessions under."
-            )
-        if not store.can_list:
-            raise click.ClickException(
-                f"{_where(store)} cannot list its sessions, so they cannot be rewritten: keep "
-                "the old keys in SESSION_ENCRYPTION_KEYS until the sessions they sealed have "
-                "expired (PERMANENT_SESSION_LIFETIME after the new key went first)."
-            )
-        outcomes: Counter[Resealed] = Counter()
-        seen: set[str] = set()
-        lifetime = engine.settings.lifetime
-        try:
-            async for key in store.keys(engine.settings.key_prefix):
-                if key not in seen:  # a listing may repeat a key written meanwhile
-                    seen.add(key)
-                    outcomes[await engine.calls.run(store, store.reseal, key, lifetime)] += 1
-        except SessionBackendError:
-            raise
-        except Exception as error:  # the driver's own, while listing
-            raise SessionBackendError(
-                store.name, store.address, f"listing the sessions failed: {error!r}"
-            ) from error
-        found = ", ".join(f"{outcomes[kind]} {kind.value}" for kind in Resealed if outcomes[kind])
-        return f"Checked {_sessions(len(seen))} in {_where(store)}" + (
-            f": {found}." if found else "."
+
+async def rotate_sessions(interface: ServerSideSessionInterface) -> str:
+    """What ``quart session rotate`` does, and the line it prints."""
+    engine = interface.engine
+    store = engine.store
+    if not isinstance(store, SealedStore):
+        raise click.ClickException(
+            "SESSION_ENCRYPTION_KEYS is not set: there is no key to rewrite sessions under."
         )
-
-    _run(reseal_all)
+    if not store.can_list:
+        raise click.ClickException(
+            f"{_where(store)} cannot list its sessions, so they cannot be rewritten: keep "
+            "the old keys in SESSION_ENCRYPTION_KEYS until the sessions they sealed have "
+            "expired (PERMANENT_SESSION_LIFETIME after the new key went first)."
+        )
+    outcomes: Counter[Resealed] = Counter()
+    seen: set[str] = set()
+    lifetime = engine.settings.lifetime
+    try:
+        async for key in store.keys(engine.settings.key_prefix):
+            if key not in seen:  # a listing may repeat a key written meanwhile
+                seen.add(key)
+                outcomes[await engine.calls.run(store, store.reseal, key, lifetime)] += 1
+    except SessionBackendError:
+        raise
+    except Exception as error:  # the driver's own, while listing
+        raise SessionBackendError(
+            store.name, store.address, f"listing the sessions failed: {error!r}"
+        ) from error
+    found = ", ".join(f"{outcomes[kind]} {kind.value}" for kind in Resealed if outcomes[kind])
+    return f"Checked {_sessions(len(seen))} in {_where(store)}" + (f": {found}." if found else ".")

@@ -178,9 +178,12 @@ class MongoDBStore(Store):
         query: Document = {_DEADLINE: _live()}
         if prefix:
             query["_id"] = {"$regex": "^" + re.escape(prefix)}
-        async with sessions.find(query, {"_id": 1}) as found:
+        found = sessions.find(query, {"_id": 1})
+        try:
             async for document in found:
                 yield document["_id"]
+        finally:  # also when the caller stops early: the server keeps open cursors
+            await found.close()
 
     async def ping(self) -> None:
         try:
