@@ -130,9 +130,11 @@ class Store(ABC):
         raise NotImplementedError(f"the {self.name} store cannot count its sessions")
 
     def keys(self, prefix: str) -> AsyncIterator[str]:
-        """The keys of the live records whose key starts with *prefix*, page by
-        page (a key may come twice if it is written meanwhile; records written
-        during the listing may be missed). Offered where ``can_list`` is true."""
+        """The keys of the records whose key starts with *prefix*, page by page:
+        every live one, and maybe expired ones not removed yet (a load finds
+        nothing there). A key may come twice if it is written meanwhile;
+        records created during the listing may be missed. Offered where
+        ``can_list`` is true."""
         raise NotImplementedError(f"the {self.name} store cannot list its sessions")
 
     async def ping(self) -> None:
