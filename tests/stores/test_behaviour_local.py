@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 from quart import Quart
 
-from ..suites.behaviour import OnTrio, ReadRaw, SessionBehaviour
+from ..suites.behaviour import AllRecords, OnTrio, ReadRaw, SessionBehaviour
 
 
 class FileSystemFixtures:
@@ -29,6 +30,24 @@ class FileSystemFixtures:
 
         return read
 
+    @pytest.fixture
+    def all_records(self, tmp_path: Path) -> AllRecords:
+        """Every file in the folder: its name and the key its header holds
+        (base64), and its whole content."""
+
+        async def every() -> list[tuple[bytes, bytes]]:
+            found = []
+            for path in (tmp_path / "sessions").rglob("*"):
+                if not path.is_file():
+                    continue
+                content = path.read_bytes()
+                fields = content.partition(b"\n")[0].split(b" ")
+                key = base64.urlsafe_b64decode(fields[2]) if len(fields) == 3 else b""
+                found.append((path.name.encode() + b" " + key, content))
+            return found
+
+        return every
+
 
 def memory_reader(app: Callable[[], Quart]) -> ReadRaw:
     """Reads through the store of ``app()``, called at each read: a memory store
@@ -41,6 +60,17 @@ def memory_reader(app: Callable[[], Quart]) -> ReadRaw:
     return read
 
 
+def memory_records(app: Callable[[], Quart]) -> AllRecords:
+    """Every key and payload in the memory store of ``app()``."""
+
+    async def every() -> list[tuple[bytes, bytes]]:
+        store = app().session_interface.store  # type: ignore[attr-defined]
+        kept = getattr(store, "inner", store)  # below any wrapper: the bytes as kept
+        return [(key.encode(), entry[0]) for key, entry in kept._records.items()]
+
+    return every
+
+
 class TestMemoryBehaviour(SessionBehaviour):
     @pytest.fixture
     def store_config(self) -> dict[str, Any]:
@@ -49,6 +79,10 @@ class TestMemoryBehaviour(SessionBehaviour):
     @pytest.fixture
     def read_raw(self, built_apps: list[Quart]) -> ReadRaw:
         return memory_reader(lambda: built_apps[-1])
+
+    @pytest.fixture
+    def all_records(self, built_apps: list[Quart]) -> AllRecords:
+        return memory_records(lambda: built_apps[-1])
 
 
 class TestFileSystemBehaviour(FileSystemFixtures, SessionBehaviour):

@@ -4,7 +4,10 @@ A store's test class inherits ``SessionBehaviour`` and provides two fixtures:
 
 * ``store_config``: the ``app.config`` keys selecting and reaching the store;
 * ``read_raw``: an async callable ``key -> bytes | None`` reading the record
-  at *key* with the store's own client (None when there is none).
+  at *key* with the store's own client (None when there is none);
+* ``all_records``: an async callable giving every (key, value) the store
+  holds, as the store's own client lists them (a store that cannot list its
+  keys skips the tests that need it).
 
 Requests go through Quart's test client without its cookie jar: each test
 carries the cookie itself (``Browser``), so every Set-Cookie is checked.
@@ -30,6 +33,7 @@ from quart_session.interface import ServerSideSessionInterface
 from quart_session.stores.base import Record, SaveResult, Store, Version
 
 ReadRaw = Callable[[str], Awaitable[bytes | None]]
+AllRecords = Callable[[], Awaitable[list[tuple[bytes, bytes]]]]
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
 # Quart 0.21 added both; Quart 0.20 (Debian's) has neither.
 QUART_HAS_PARTITIONED = "SESSION_COOKIE_PARTITIONED" in Quart.default_config
@@ -827,3 +831,82 @@ class SessionBehaviour:
         await store.save(key, b"\xff\x00 not a session", 60, None)
         assert await browser.text("/get/user") == "None"
         assert "corrupt" in caplog.text
+
+    # -- hashed ids at rest (SESSION_HASH_IDS) -------------------------------------------
+    @staticmethod
+    async def records_holding(all_records: AllRecords, *sids: str) -> list[bytes]:
+        """Every key and value in the store that holds one of *sids*; fails if
+        the store holds no session at all (the check would prove nothing)."""
+        found = await all_records()
+        assert any(b"alice" in value for _, value in found), found
+        return [
+            part for record in found for part in record if any(s.encode() in part for s in sids)
+        ]
+
+    async def test_no_key_or_value_in_the_store_holds_a_session_id(
+        self, app: Quart, all_records: AllRecords
+    ) -> None:
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        first = browser.sid
+        assert await self.records_holding(all_records, first) == []
+        # regenerate() leaves a marker at the old key naming the new record.
+        await browser.text("/regenerate")
+        second = browser.sid
+        assert second != first
+        assert await self.records_holding(all_records, first, second) == []
+        assert await browser.text("/get/user") == "'alice'"
+        await browser.text("/set/user/alice2")
+        assert await browser.text("/get/user") == "'alice2'"
+        thief = Browser(app)
+        thief.cookie = first
+        assert await thief.text("/get/user") == "None"
+
+    async def test_a_record_stored_under_the_raw_id_is_not_found(self, app: Quart) -> None:
+        interface = app.session_interface
+        assert isinstance(interface, ServerSideSessionInterface)
+        engine = interface.engine
+        victim = Browser(app)
+        await victim.text("/untouched")  # builds the store
+        sid = "B" * 43
+        raw_key = str(app.config.get("SESSION_KEY_PREFIX", "session:")) + sid
+        assert engine.key_for(sid) != raw_key
+        payload = engine.encode({"user": "alice"}, records.meta(True, None))
+        await engine.store.save(raw_key, payload, 60, None)
+        victim.cookie = sid
+        assert await victim.text("/get/user") == "None"
+        assert await engine.load(sid) is None
+
+    async def test_hash_ids_false_stores_under_the_raw_id(
+        self, make_app: Callable[..., Quart], read_raw: ReadRaw
+    ) -> None:
+        app = make_app(SESSION_HASH_IDS=False)
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        prefix = str(app.config.get("SESSION_KEY_PREFIX", "session:"))
+        raw = await read_raw(prefix + browser.sid)
+        assert raw is not None and b"alice" in raw
+        old = browser.sid
+        await browser.text("/regenerate")
+        assert holds_no_session(await read_raw(prefix + old))
+        assert await browser.text("/get/user") == "'alice'"
+
+    async def test_save_now_after_a_regenerate_elsewhere_keeps_saving_the_moved_session(
+        self, app: Quart
+    ) -> None:
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        async with browser.websocket("/ws/counter") as ws:
+            await ws.send("tick")
+            assert await ws.receive() == "1"
+            # Another request moves the session: the websocket's next save
+            # follows the marker (to a record it knows by name only), and the
+            # one after that saves there again.
+            await browser.text("/regenerate")
+            for expected in ("2", "3"):
+                await ws.send("tick")
+                assert await ws.receive() == expected
+            assert await browser.text("/get/count") == "3"
+        await anyio.sleep(0.1)
+        assert await browser.text("/get/count") == "3"
+        assert await browser.text("/get/user") == "'alice'"
