@@ -118,7 +118,11 @@ class Keyring:
 
     def __init__(self, keys: Sequence[bytes]) -> None:
         require_cryptography()
+        from cryptography.exceptions import InvalidTag
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        # Imported here, once: the package is optional (the "encryption" extra).
+        self._invalid_tag = InvalidTag
 
         if not keys:
             raise SessionConfigError("a keyring needs at least one key")
@@ -143,8 +147,6 @@ class Keyring:
     def open(self, store_key: str, sealed: bytes) -> bytes:
         """The payload *sealed* holds for the record at *store_key*;
         ``NotSealed`` or ``Unreadable`` if it is not one this keyring opens."""
-        from cryptography.exceptions import InvalidTag
-
         if sealed[:1] != FORMAT:
             raise NotSealed("the record is not encrypted")
         if len(sealed) < OVERHEAD:
@@ -159,7 +161,7 @@ class Keyring:
         for cipher in ciphers:  # more than one only if two key ids collide
             try:
                 return cipher.decrypt(nonce, sealed[HEADER_LENGTH + NONCE_LENGTH :], associated)
-            except InvalidTag:
+            except self._invalid_tag:
                 continue
         raise Unreadable(
             f"the record fails authentication under key id {kid.hex()} "
