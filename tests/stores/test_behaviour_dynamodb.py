@@ -10,6 +10,7 @@ import pytest
 from ..servers.dynamodb import CREDENTIALS, REGION, DynamoDBServer
 from ..servers.processes import Frozen
 from ..suites.behaviour import AllRecords, ReadRaw, SessionBehaviour
+from ..suites.encryption import EncryptionBehaviour
 from ..suites.outage import OutageBehaviour
 from ..suites.race import RegenerateRaceBehaviour
 
@@ -65,7 +66,7 @@ def all_records(client: Any, table: str) -> AllRecords:
     return every
 
 
-class TestDynamoDBBehaviour(SessionBehaviour):
+class TestDynamoDBBehaviour(EncryptionBehaviour, SessionBehaviour):
     pass
 
 

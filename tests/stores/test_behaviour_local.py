@@ -12,6 +12,7 @@ import pytest
 from quart import Quart
 
 from ..suites.behaviour import AllRecords, OnTrio, ReadRaw, SessionBehaviour
+from ..suites.encryption import EncryptionBehaviour
 
 
 class FileSystemFixtures:
@@ -54,7 +55,9 @@ def memory_reader(app: Callable[[], Quart]) -> ReadRaw:
     lives in its app, and the app may be built after the reader."""
 
     async def read(key: str) -> bytes | None:
-        record = await app().session_interface.store.load(key)  # type: ignore[attr-defined]
+        store = app().session_interface.store  # type: ignore[attr-defined]
+        # Below any wrapper (encryption, call counting): the bytes as kept.
+        record = await getattr(store, "inner", store).load(key)
         return None if record is None else bytes(record.payload)
 
     return read
@@ -71,7 +74,7 @@ def memory_records(app: Callable[[], Quart]) -> AllRecords:
     return every
 
 
-class TestMemoryBehaviour(SessionBehaviour):
+class TestMemoryBehaviour(EncryptionBehaviour, SessionBehaviour):
     @pytest.fixture
     def store_config(self) -> dict[str, Any]:
         return {"SESSION_TYPE": "memory"}
@@ -85,7 +88,7 @@ class TestMemoryBehaviour(SessionBehaviour):
         return memory_records(lambda: built_apps[-1])
 
 
-class TestFileSystemBehaviour(FileSystemFixtures, SessionBehaviour):
+class TestFileSystemBehaviour(FileSystemFixtures, EncryptionBehaviour, SessionBehaviour):
     pass
 
 

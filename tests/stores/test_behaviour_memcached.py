@@ -12,6 +12,7 @@ from quart_session.stores.memcached import memcached_key
 
 from ..servers.memcached import MemcachedServer
 from ..suites.behaviour import AllRecords, ReadRaw, SessionBehaviour
+from ..suites.encryption import EncryptionBehaviour
 from ..suites.outage import OutageBehaviour
 from ..suites.race import RegenerateRaceBehaviour
 
@@ -34,7 +35,7 @@ class RawClient:
         return read
 
 
-class TestMemcachedBehaviour(RawClient, SessionBehaviour):
+class TestMemcachedBehaviour(RawClient, EncryptionBehaviour, SessionBehaviour):
     @pytest.fixture
     def store_config(self, client: aiomcache.Client) -> dict[str, Any]:
         # A client handed in, so the test closes it: the apps here never shut down.

@@ -11,6 +11,7 @@ from pymongo import AsyncMongoClient
 from ..servers.mongodb import MongoServer
 from ..servers.processes import Frozen
 from ..suites.behaviour import AllRecords, ReadRaw, SessionBehaviour
+from ..suites.encryption import EncryptionBehaviour
 from ..suites.outage import OutageBehaviour
 from ..suites.race import RegenerateRaceBehaviour
 
@@ -68,7 +69,7 @@ def all_records(client: AsyncMongoClient[Document], collection: str) -> AllRecor
     return every
 
 
-class TestMongoDBBehaviour(SessionBehaviour):
+class TestMongoDBBehaviour(EncryptionBehaviour, SessionBehaviour):
     pass
 
 

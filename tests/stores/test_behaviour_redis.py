@@ -33,6 +33,7 @@ from ..servers.redis import (
 )
 from ..suites.behaviour import AllRecords, Browser, OnTrio, ReadRaw, SessionBehaviour
 from ..suites.concurrency import ConcurrencyBehaviour
+from ..suites.encryption import EncryptionBehaviour
 from ..suites.outage import OutageBehaviour
 from ..suites.race import InProcessRegenerateRace, RegenerateRaceBehaviour
 
@@ -83,7 +84,7 @@ class StandaloneFixtures(StandaloneClient):
         return read
 
 
-class TestRedisBehaviour(StandaloneFixtures, ClosesApps, SessionBehaviour):
+class TestRedisBehaviour(StandaloneFixtures, ClosesApps, EncryptionBehaviour, SessionBehaviour):
     @pytest.fixture
     def all_records(self, redis_standalone: Standalone) -> AllRecords:
         return records_on([redis_standalone.port])
@@ -114,7 +115,7 @@ class ClusterFixtures(ClusterClient):
         return read
 
 
-class TestRedisClusterBehaviour(ClusterFixtures, SessionBehaviour):
+class TestRedisClusterBehaviour(ClusterFixtures, EncryptionBehaviour, SessionBehaviour):
     @pytest.fixture
     def all_records(self, redis_cluster: Cluster) -> AllRecords:
         return records_on(redis_cluster.ports)
@@ -137,7 +138,7 @@ class GlideFixtures:
         return read
 
 
-class TestGlideBehaviour(GlideFixtures, SessionBehaviour):
+class TestGlideBehaviour(GlideFixtures, EncryptionBehaviour, SessionBehaviour):
     @pytest.fixture
     def all_records(self, redis_standalone: Standalone) -> AllRecords:
         return records_on([redis_standalone.port])
@@ -151,7 +152,7 @@ class TestGlideBehaviour(GlideFixtures, SessionBehaviour):
         await client.close()
 
 
-class TestGlideClusterBehaviour(GlideFixtures, SessionBehaviour):
+class TestGlideClusterBehaviour(GlideFixtures, EncryptionBehaviour, SessionBehaviour):
     @pytest.fixture
     def all_records(self, redis_cluster: Cluster) -> AllRecords:
         return records_on(redis_cluster.ports)
@@ -165,7 +166,7 @@ class TestGlideClusterBehaviour(GlideFixtures, SessionBehaviour):
         await client.close()
 
 
-class TestGlideBehaviourOnTrio(OnTrio, ClosesApps, SessionBehaviour):
+class TestGlideBehaviourOnTrio(OnTrio, ClosesApps, EncryptionBehaviour, SessionBehaviour):
     """A QuartTrio app with SESSION_TYPE "redis+trio" and a URL: its store makes
     a GLIDE client on the Trio loop."""
 

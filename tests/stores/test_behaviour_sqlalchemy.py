@@ -16,6 +16,7 @@ from quart_session.stores.sqlalchemy import row_id, session_table, utcnow
 from ..servers.postgres import PostgresServer
 from ..suites.behaviour import AllRecords, ReadRaw, SessionBehaviour
 from ..suites.concurrency import ConcurrencyBehaviour
+from ..suites.encryption import EncryptionBehaviour
 from ..suites.outage import OutageBehaviour
 from ..suites.race import RegenerateRaceBehaviour
 
@@ -61,7 +62,7 @@ class SQLFixtures:
         return every
 
 
-class HandsInTheEngine(SQLFixtures, SessionBehaviour):
+class HandsInTheEngine(SQLFixtures, EncryptionBehaviour, SessionBehaviour):
     @pytest.fixture
     def store_config(self, engine: AsyncEngine, table: str) -> dict[str, Any]:
         # An engine handed in, so the test disposes of it: the apps here never shut down.
