@@ -8,6 +8,7 @@ shows up at start-up rather than on the first request.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -43,6 +44,8 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_LEGACY_IDS": False,
     # None: records are stored unencrypted.
     "SESSION_ENCRYPTION_KEYS": None,
+    # None: ids travel in the session cookie only.
+    "SESSION_ID_HEADER": None,
     "SESSION_URI": None,
     "SESSION_REDIS": None,
     "SESSION_MEMCACHED": None,
@@ -165,6 +168,29 @@ def _check_cookie_prefix(name: str, secure: bool, domain: str | None, path: str)
         )
 
 
+#: An HTTP field name (RFC 9110 token).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: Names the cookie machinery (or our Vary) writes: an id header there would clash.
+_RESERVED_HEADERS = frozenset({"cookie", "set-cookie", "cookie2", "set-cookie2", "vary"})
+
+
+def _id_header(value: Any) -> str | None:
+    """SESSION_ID_HEADER: None, or a header name the id can travel in."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _TOKEN.fullmatch(value):
+        raise SessionConfigError(
+            f"SESSION_ID_HEADER must be None or an HTTP header name "
+            f"(letters, digits and !#$%&'*+-.^_`|~), not {value!r}"
+        )
+    if value.lower() in _RESERVED_HEADERS:
+        raise SessionConfigError(
+            f"SESSION_ID_HEADER cannot be {value!r}: cookies and Vary use that header; "
+            "choose a name of your own, such as 'X-Session-Id'"
+        )
+    return value
+
+
 def _check(values: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
     value = values[key]
     # bool is an int subclass: True is never a valid length or timeout.
@@ -252,6 +278,8 @@ class Settings:
     serializer: Serializer
     backend_timeout: float
     legacy_ids: bool
+    #: The request/response header ids may travel in (SESSION_ID_HEADER), or None.
+    id_header: str | None
     file_dir: str
     # Quart's own keys, read once.
     secret_keys: tuple[str | bytes, ...] = field(repr=False)
@@ -356,6 +384,7 @@ class Settings:
             serializer=serializer,
             backend_timeout=timeout,
             legacy_ids=_check(values, "SESSION_LEGACY_IDS", bool),
+            id_header=_id_header(values["SESSION_ID_HEADER"]),
             file_dir=os.fspath(file_dir),
             secret_keys=secret_keys,
             encryption_keys=encryption_keys,
