@@ -141,6 +141,43 @@ class Browser:
         return self.cookie.split(".")[0]
 
 
+class HeaderClient:
+    """An API or mobile client: it keeps its session id in the id header
+    (``SESSION_ID_HEADER``) and never stores a cookie. It sends the header on
+    every request, empty until it has an id, and keeps what a response's
+    header holds; ``last_header`` is that header (None when absent)."""
+
+    def __init__(self, app: Quart, address: str = "127.0.0.1") -> None:
+        self.app = app
+        self.client = app.test_client(use_cookies=False)
+        self.address = address
+        self.value = ""
+        self.last_header: str | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.app.config["SESSION_ID_HEADER"])
+
+    async def get(self, path: str, headers: dict[str, str] | None = None) -> Response:
+        response = await self.client.get(
+            path,
+            headers={self.name: self.value, **(headers or {})},
+            scope_base={"client": (self.address, 40000)},
+        )
+        self.last_header = response.headers.get(self.name)
+        if self.last_header is not None:
+            self.value = self.last_header
+        return response
+
+    async def text(self, path: str, headers: dict[str, str] | None = None) -> str:
+        response = await self.get(path, headers)
+        assert response.status_code == 200, (path, response.status_code)
+        return await response.get_data(as_text=True)
+
+    def websocket(self, path: str) -> Any:
+        return self.client.websocket(path, headers={self.name: self.value})
+
+
 def build_app(config: dict[str, Any], static_folder: Path, app_class: type[Quart] = Quart) -> Quart:
     """The test app: tiny views that read, write, clear and regenerate."""
     app = app_class(__name__, static_folder=str(static_folder))
@@ -831,6 +868,156 @@ class SessionBehaviour:
         await store.save(key, b"\xff\x00 not a session", 60, None)
         assert await browser.text("/get/user") == "None"
         assert "corrupt" in caplog.text
+
+    # -- ids in a header (SESSION_ID_HEADER) -------------------------------------------
+    @pytest.fixture
+    def header_app(self, make_app: Callable[..., Quart]) -> Quart:
+        return make_app(SESSION_ID_HEADER="X-Session-Id")
+
+    async def test_a_header_client_keeps_its_session_without_cookies(
+        self, header_app: Quart
+    ) -> None:
+        client = HeaderClient(header_app)
+        response = await client.get("/set/user/alice")
+        assert client.last_header is not None and ID_PATTERN.fullmatch(client.last_header)
+        assert "Set-Cookie" not in response.headers
+        assert "X-Session-Id" in response.vary and "Cookie" not in response.vary
+        sid = client.value
+        for path, expected in (("/get/user", "'alice'"), ("/set/theme/dark", "ok")):
+            response = await client.get(path)
+            assert await response.get_data(as_text=True) == expected
+            assert "Set-Cookie" not in response.headers
+            assert "X-Session-Id" in response.vary
+            assert client.last_header is None  # the id it holds is unchanged
+        assert await client.text("/get/theme") == "'dark'"
+        assert client.value == sid
+
+    async def test_a_refreshing_read_sends_no_header(self, make_app: Callable[..., Quart]) -> None:
+        # Every read refreshes the expiry: the cookie is re-sent with a new
+        # Expires, a header id (which has none) is not.
+        app = make_app(SESSION_ID_HEADER="X-Session-Id", SESSION_REFRESH_AFTER=0)
+        client, browser = HeaderClient(app), Browser(app)
+        await client.text("/set/user/alice")
+        await browser.text("/set/user/alice")
+        assert await browser.text("/get/user") == "'alice'"
+        assert browser.last_set_cookie is not None
+        assert await client.text("/get/user") == "'alice'"
+        assert client.last_header is None
+
+    async def test_clear_logs_a_header_client_out_with_an_empty_header(
+        self, header_app: Quart
+    ) -> None:
+        client = HeaderClient(header_app)
+        await client.text("/set/user/alice")
+        old = client.value
+        response = await client.get("/clear")
+        assert response.headers.get("X-Session-Id") == ""
+        assert "Set-Cookie" not in response.headers
+        assert client.value == ""
+        assert await client.text("/get/user") == "None"
+        thief = HeaderClient(header_app)
+        thief.value = old
+        assert await thief.text("/get/user") == "None"
+
+    async def test_regenerate_gives_a_header_client_a_new_id(self, header_app: Quart) -> None:
+        client = HeaderClient(header_app)
+        await client.text("/set/user/alice")
+        old = client.value
+        await client.text("/regenerate")
+        assert client.last_header is not None and client.value not in ("", old)
+        assert await client.text("/get/user") == "'alice'"
+        thief = HeaderClient(header_app)
+        thief.value = old
+        assert await thief.text("/get/user") == "None"
+
+    async def test_the_header_wins_over_a_session_cookie(self, header_app: Quart) -> None:
+        browser, client = Browser(header_app), HeaderClient(header_app)
+        await browser.text("/set/user/alice")
+        await client.text("/set/user/bob")
+        cookie = {"Cookie": f"{browser.name}={browser.cookie}"}
+        response = await client.get("/get/user", cookie)
+        assert await response.get_data(as_text=True) == "'bob'"
+        assert "Set-Cookie" not in response.headers
+        # An empty header asks for a session in header mode: the cookie is not used.
+        newcomer = HeaderClient(header_app)
+        assert await newcomer.text("/get/user", cookie) == "None"
+        await newcomer.text("/set/user/carol", cookie)
+        assert newcomer.value not in ("", browser.cookie)
+        assert await browser.text("/get/user") == "'alice'"
+
+    async def test_without_the_header_requests_use_the_cookie_and_vary_on_both(
+        self, header_app: Quart
+    ) -> None:
+        browser = Browser(header_app)
+        response = await browser.get("/set/user/alice")
+        assert browser.cookie is not None and "X-Session-Id" not in response.headers
+        response = await browser.get("/get/user")
+        assert await response.get_data(as_text=True) == "'alice'"
+        assert "Cookie" in response.vary and "X-Session-Id" in response.vary
+
+    @pytest.mark.parametrize("value", ["short", "x" * 43 + "!", "../../etc/passwd", "A" * 44])
+    async def test_a_malformed_header_id_gives_a_fresh_session_without_a_store_call(
+        self, header_app: Quart, value: str
+    ) -> None:
+        browser = Browser(header_app)
+        await browser.text("/set/user/alice")
+        calls = self.count_calls(header_app)
+        client = HeaderClient(header_app)
+        client.value = value
+        cookie = {"Cookie": f"{browser.name}={browser.cookie}"}
+        assert await client.text("/get/user", cookie) == "None"
+        assert calls.calls == []
+
+    async def test_signed_header_ids(self, make_app: Callable[..., Quart]) -> None:
+        app = make_app(SESSION_ID_HEADER="X-Session-Id", SESSION_USE_SIGNER=True)
+        client = HeaderClient(app)
+        await client.text("/set/user/alice")
+        signed = client.value
+        sid = signed.split(".")[0]
+        assert "." in signed and ID_PATTERN.fullmatch(sid)
+        assert await client.text("/get/user") == "'alice'"
+        for forged in (sid, signed[:-2] + ("AA" if not signed.endswith("AA") else "BB")):
+            thief = HeaderClient(app)
+            thief.value = forged
+            assert await thief.text("/get/user") == "None"
+        await client.text("/regenerate")
+        assert "." in client.value and client.value.split(".")[0] != sid
+        assert await client.text("/get/user") == "'alice'"
+        if not QUART_HAS_KEY_FALLBACKS:
+            return
+        # A new key, the old one a fallback: the next read re-signs the id.
+        rotated = make_app(
+            SESSION_ID_HEADER="X-Session-Id",
+            SESSION_USE_SIGNER=True,
+            SECRET_KEY="new",
+            SECRET_KEY_FALLBACKS=["test-secret"],
+        )
+        rotated.session_interface.engine.store = app.session_interface.store  # type: ignore[attr-defined]
+        client.app, client.client = rotated, rotated.test_client(use_cookies=False)
+        before = client.value
+        assert await client.text("/get/user") == "'alice'"
+        assert client.last_header is not None and client.value != before
+        assert client.value.split(".")[0] == before.split(".")[0]
+        assert await client.text("/get/user") == "'alice'"
+        assert client.last_header is None
+
+    async def test_hijack_protection_pins_a_header_session(
+        self, make_app: Callable[..., Quart]
+    ) -> None:
+        app = make_app(SESSION_ID_HEADER="X-Session-Id", SESSION_HIJACK_PROTECTION=True)
+        owner = HeaderClient(app, address="10.0.0.1")
+        await owner.text("/set/user/alice")
+        assert await owner.text("/get/user") == "'alice'"
+        thief = HeaderClient(app, address="10.6.6.6")
+        thief.value = owner.value
+        assert await thief.text("/get/user") == "None"
+        assert await owner.text("/get/user") == "None"  # the pinned session was ended
+
+    async def test_a_websocket_with_the_header_uses_its_id(self, header_app: Quart) -> None:
+        client = HeaderClient(header_app)
+        await client.text("/set/user/alice")
+        async with client.websocket("/ws/get/user") as ws:
+            assert await ws.receive() == "'alice'"
 
     # -- hashed ids at rest (SESSION_HASH_IDS) -------------------------------------------
     @staticmethod
