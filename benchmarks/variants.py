@@ -13,6 +13,8 @@ OURS_PYTHON = ROOT / ".venv" / "bin" / "python"
 QS3_PYTHON = ROOT / "benchmarks" / ".venv-qs3" / "bin" / "python"
 #: What a floor measures: one bare read of a stored session, of either size.
 FLOOR_SCENARIOS = ("read", "read-tiny")
+#: A fixed encryption key (URL-safe base64 of 32 bytes): it guards nothing.
+BENCHMARK_KEY = "YmVuY2htYXJrLWVuY3J5cHRpb24ta2V5LTMyLWJ5dGU"
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,21 @@ def all_variants(at: Endpoints) -> list[Variant]:
             SESSION_FILE_DIR=str(at.folder / "sessions"),
         ),
         ours("memory", "ours, memory", SESSION_TYPE="memory"),
+        # Encryption at rest: the same stores, every record sealed (AES-256-GCM).
+        ours(
+            "memory-encrypted",
+            "ours, memory, SESSION_ENCRYPTION_KEYS",
+            SESSION_TYPE="memory",
+            SESSION_ENCRYPTION_KEYS=[BENCHMARK_KEY],
+        ),
+        ours(
+            "redis-encrypted",
+            "ours, Redis (redis-py), SESSION_ENCRYPTION_KEYS",
+            "redis",
+            SESSION_TYPE="redis",
+            SESSION_URI=at.redis_url,
+            SESSION_ENCRYPTION_KEYS=[BENCHMARK_KEY],
+        ),
         Variant(
             "floor",
             "floor: bare redis-py GET",

@@ -239,8 +239,7 @@ class Worker:
             for name in ("json", "msgpack"):
                 interface.serializer = resolve_serializer(name)
                 sid = interface.ids.from_cookie(await self.new_session())
-                key = str(self.app.config.get("SESSION_KEY_PREFIX", "session:")) + sid
-                record = await interface.store.load(key)
+                record = await interface.store.load(interface.engine.key_for(sid))
                 sizes[name] = len(record.payload)
             interface.serializer = original
         return sizes

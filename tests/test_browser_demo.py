@@ -29,6 +29,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
+from quart_session.ids import record_name
 from quart_session.stores.filesystem import FileSystemStore
 
 from .servers.processes import free_port, port_open, running
@@ -62,7 +63,7 @@ class Demo:
 
         Run on the server's loop: Playwright's sync API owns this thread's loop.
         """
-        load = FileSystemStore(self.folder).load(KEY_PREFIX + sid)
+        load = FileSystemStore(self.folder).load(KEY_PREFIX + record_name(sid, hashed=True))
         found = asyncio.run_coroutine_threadsafe(load, self.loop).result(10)
         return None if found is None else found.payload
 

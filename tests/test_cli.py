@@ -107,6 +107,11 @@ def store_of(app: Quart) -> Store:
     return interface_of(app).store
 
 
+def key_of(app: Quart, sid: str) -> str:
+    """The store key of session *sid* (a hash of the id by default)."""
+    return interface_of(app).engine.key_for(sid)
+
+
 def where(store: Store) -> str:
     return f"the {store.name} store at {store.address}"
 
@@ -159,6 +164,10 @@ def test_show_and_delete_accept_a_signed_cookie_value_or_the_bare_id(tmp_path: P
     for value in (cookie, bare_id):
         result = quart_session(app, "show", value)
         assert (result.exit_code, json.loads(result.output)) == (0, {"user": "alice"})
+    # The store knows the session by a hash of the id only.
+    store = store_of(app)
+    assert run(app, lambda: store.load(PREFIX + bare_id)) is None
+    assert run(app, lambda: store.load(key_of(app, bare_id))) is not None
     tampered = bare_id + ".AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
     assert quart_session(app, "show", tampered).exit_code == 2
     assert quart_session(app, "delete", cookie).exit_code == 0
@@ -186,8 +195,8 @@ def test_delete_logs_the_user_out(app: Quart) -> None:
     result = quart_session(app, "delete", alice)
     assert result.exit_code == 0
     assert result.output == f"Deleted session {alice} from {where(store)}.\n"
-    assert run(app, lambda: store.load(PREFIX + alice)) is None
-    assert run(app, lambda: store.load(PREFIX + bob)) is not None
+    assert run(app, lambda: store.load(key_of(app, alice))) is None
+    assert run(app, lambda: store.load(key_of(app, bob))) is not None
 
     result = quart_session(app, "delete", alice)
     assert result.exit_code == 1
@@ -205,14 +214,14 @@ def test_cleanup_purges_expired_sessions_only(app: Quart) -> None:
     cookies = [create_session(app, n=n) for n in range(3)]
     store = store_of(app)
     for cookie in cookies[:2]:
-        assert run(app, lambda cookie=cookie: store.load(PREFIX + cookie, 1))  # type: ignore[misc]
+        assert run(app, lambda cookie=cookie: store.load(key_of(app, cookie), 1))  # type: ignore[misc]
     time.sleep(1.1)
 
     result = quart_session(app, "cleanup")
     assert result.exit_code == 0
     assert result.output == f"Purged 2 sessions (expired) from {where(store)}.\n"
     assert run(app, lambda: store.count(PREFIX)) == 1
-    assert run(app, lambda: store.load(PREFIX + cookies[2])) is not None
+    assert run(app, lambda: store.load(key_of(app, cookies[2]))) is not None
 
 
 def test_commands_work_on_a_trio_app(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from quart import Quart, session
 
 from quart_session import Session
 from quart_session.compat import LegacyIdReader, legacy_meta, legacy_pin_holds
+from quart_session.ids import record_name
 from quart_session.serializers import JSONSerializer
 from quart_session.stores.filesystem import FileSystemStore
 
@@ -49,8 +50,15 @@ async def plant_legacy_session(tmp_path: Path) -> str:
     return legacy_id
 
 
-def exists(tmp_path: Path, sid: str) -> bool:
-    return (tmp_path / hashlib.sha256(f"session:{sid}".encode()).hexdigest()).exists()
+def record_file(tmp_path: Path, sid: str, *, legacy: bool = False) -> Path:
+    """The file of session *sid*'s record: 3.0 keyed it by the raw id, we by
+    a hash of the id (SESSION_HASH_IDS)."""
+    key = "session:" + record_name(sid, hashed=not legacy)
+    return tmp_path / hashlib.sha256(key.encode()).hexdigest()
+
+
+def exists(tmp_path: Path, sid: str, *, legacy: bool = False) -> bool:
+    return record_file(tmp_path, sid, legacy=legacy).exists()
 
 
 EXPECTED = repr(("alice", (1, 2), datetime(2026, 11, 22, 10, 0, tzinfo=UTC)))
@@ -64,8 +72,9 @@ async def test_a_legacy_cookie_is_moved_to_a_new_id_once(tmp_path: Path) -> None
     assert await browser.text("/whoami") == EXPECTED
     assert browser.cookie is not None
     assert ID_PATTERN.fullmatch(browser.cookie)
-    assert not exists(tmp_path, legacy_id)
+    assert not exists(tmp_path, legacy_id, legacy=True)
     assert exists(tmp_path, browser.sid)
+    assert not exists(tmp_path, browser.sid, legacy=True)  # stored under a hash of the new id
     assert await browser.text("/whoami") == EXPECTED
     replay = Browser(app)
     replay.cookie = legacy_id
@@ -90,7 +99,7 @@ async def test_legacy_cookies_are_ignored_unless_enabled(tmp_path: Path) -> None
     browser = Browser(app_with(tmp_path))
     browser.cookie = legacy_id
     assert await browser.text("/whoami") == repr((None, None, None))
-    assert exists(tmp_path, legacy_id)
+    assert exists(tmp_path, legacy_id, legacy=True)
 
 
 # What Quart-Session 3.0 wrote with SESSION_HIJACK_PROTECTION: the pin among the
@@ -118,7 +127,7 @@ async def test_migration_honours_the_30_pin(tmp_path: Path) -> None:
     thief = Browser(app, address="10.6.6.6")
     thief.cookie = legacy_id
     assert await thief.text("/whoami") == repr((None, None, None))
-    assert not exists(tmp_path, legacy_id)  # the stolen 3.0 session is gone
+    assert not exists(tmp_path, legacy_id, legacy=True)  # the stolen 3.0 session is gone
     owner = Browser(app, address="10.0.0.1")
     owner.cookie = legacy_id
     assert await owner.text("/whoami") == repr((None, None, None))
@@ -130,7 +139,7 @@ async def test_the_owner_migrates_and_stays_pinned_without_the_old_key(tmp_path:
     owner = Browser(app, address="::ffff:10.0.0.1")  # the same address, written otherwise
     owner.cookie = legacy_id
     assert await owner.text("/whoami") == repr(("alice", None, None))
-    raw = (tmp_path / hashlib.sha256(f"session:{owner.sid}".encode()).hexdigest()).read_bytes()
+    raw = record_file(tmp_path, owner.sid).read_bytes()
     assert b"_addr" not in raw  # the pin is metadata now, not data
     thief = Browser(app, address="10.6.6.6")
     thief.cookie = owner.cookie
@@ -148,7 +157,7 @@ async def test_a_30_pin_behind_a_proxy_counts_only_the_entry_the_proxy_wrote(
     forged = {"X-Forwarded-For": "1.2.3.4, 203.0.113.7, 198.51.100.9"}
     response = await thief.get("/whoami", forged)
     assert await response.get_data(as_text=True) == repr((None, None, None))
-    assert not exists(tmp_path, legacy_id)
+    assert not exists(tmp_path, legacy_id, legacy=True)
 
 
 async def test_a_30_pin_behind_a_proxy_lets_the_owner_in(tmp_path: Path) -> None:

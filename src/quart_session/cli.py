@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from collections import Counter
 from collections.abc import Awaitable, Callable
 
 import anyio
@@ -20,6 +21,7 @@ from .errors import SessionBackendError, SessionConfigError
 from .interface import ServerSideSessionInterface
 from .runtime import is_trio_app
 from .stores.base import Store
+from .stores.sealed import Resealed, SealedStore
 
 session_cli = AppGroup("session", help="Inspect and clean up server-side sessions.")
 
@@ -177,3 +179,48 @@ def delete(session_id: str) -> None:
         return f"Deleted session {sid} from {_where(engine.store)}."
 
     _run(delete_record)
+
+
+@session_cli.command("rotate")
+def rotate() -> None:
+    """Rewrite every live session under the first SESSION_ENCRYPTION_KEYS key.
+
+    Run it after putting a new key first, then remove the old keys; or, with
+    the keys set, before switching encryption on in production: unencrypted
+    sessions get encrypted instead of logged out. Each rewrite is a
+    compare-and-set (a request writing the session meanwhile wins) and gives
+    the session a full PERMANENT_SESSION_LIFETIME, as a request would.
+    """
+    _run(rotate_sessions)
+
+
+async def rotate_sessions(interface: ServerSideSessionInterface) -> str:
+    """What ``quart session rotate`` does, and the line it prints."""
+    engine = interface.engine
+    store = engine.store
+    if not isinstance(store, SealedStore):
+        raise click.ClickException(
+            "SESSION_ENCRYPTION_KEYS is not set: there is no key to rewrite sessions under."
+        )
+    if not store.can_list:
+        raise click.ClickException(
+            f"{_where(store)} cannot list its sessions, so they cannot be rewritten: keep "
+            "the old keys in SESSION_ENCRYPTION_KEYS until the sessions they sealed have "
+            "expired (PERMANENT_SESSION_LIFETIME after the new key went first)."
+        )
+    outcomes: Counter[Resealed] = Counter()
+    seen: set[str] = set()
+    lifetime = engine.settings.lifetime
+    try:
+        async for key in store.keys(engine.settings.key_prefix):
+            if key not in seen:  # a listing may repeat a key written meanwhile
+                seen.add(key)
+                outcomes[await engine.calls.run(store, store.reseal, key, lifetime)] += 1
+    except SessionBackendError:
+        raise
+    except Exception as error:  # the driver's own, while listing
+        raise SessionBackendError(
+            store.name, store.address, f"listing the sessions failed: {error!r}"
+        ) from error
+    found = ", ".join(f"{outcomes[kind]} {kind.value}" for kind in Resealed if outcomes[kind])
+    return f"Checked {_sessions(len(seen))} in {_where(store)}" + (f": {found}." if found else ".")

@@ -131,7 +131,9 @@ async def migrate(
     upgrading logs nobody out. False if there was nothing to move, or it was
     pinned to another client (then it is ended), or another request moved or
     ended it meanwhile."""
-    stored = await engine.load(legacy_sid)
+    # 3.0 stored records under the id itself, never a hash of it: read that
+    # key; the session moves to a new id, stored the way this app stores ids.
+    stored = await engine.load_named(legacy_sid, legacy_sid)
     if stored is None:
         return False
     pin = stored.data.pop(LEGACY_PIN_KEY, None)
@@ -141,7 +143,7 @@ async def migrate(
         and not legacy_pin_holds(str(pin), fresh.client_address, trusted_proxies)
     ):
         hijack_detected(engine.sender, legacy_sid, str(pin), fresh.client_address)
-        await engine.end(legacy_sid, stored.version)
+        await engine.end_named(stored.name, stored.version, sid=legacy_sid)
         return False
     fresh.permanent = permanent_of(stored.meta, engine.settings.permanent)
     # Every request with the old cookie migrates (or fails to) while opening,

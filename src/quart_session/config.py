@@ -8,6 +8,7 @@ shows up at start-up rather than on the first request.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -18,6 +19,7 @@ from urllib.parse import unquote
 from quart import Quart
 
 from .compat import CONFIG_KEY_ALIASES
+from .crypto import parse_keys, require_cryptography
 from .errors import SessionConfigError
 from .serializers import Serializer, resolve_serializer
 from .stores import resolve_store_type
@@ -28,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_PERMANENT": True,
     "SESSION_USE_SIGNER": False,
     "SESSION_ID_LENGTH": 32,
+    "SESSION_HASH_IDS": True,
     "SESSION_EXPLICIT": False,
     "SESSION_STATIC_FILE": False,
     "SESSION_HIJACK_PROTECTION": False,
@@ -39,6 +42,10 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_SERIALIZER": "json",
     "SESSION_BACKEND_TIMEOUT": 2.0,
     "SESSION_LEGACY_IDS": False,
+    # None: records are stored unencrypted.
+    "SESSION_ENCRYPTION_KEYS": None,
+    # None: ids travel in the session cookie only.
+    "SESSION_ID_HEADER": None,
     "SESSION_URI": None,
     "SESSION_REDIS": None,
     "SESSION_MEMCACHED": None,
@@ -161,6 +168,29 @@ def _check_cookie_prefix(name: str, secure: bool, domain: str | None, path: str)
         )
 
 
+#: An HTTP field name (RFC 9110 token).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: Names the cookie machinery (or our Vary) writes: an id header there would clash.
+_RESERVED_HEADERS = frozenset({"cookie", "set-cookie", "cookie2", "set-cookie2", "vary"})
+
+
+def _id_header(value: Any) -> str | None:
+    """SESSION_ID_HEADER: None, or a header name the id can travel in."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _TOKEN.fullmatch(value):
+        raise SessionConfigError(
+            f"SESSION_ID_HEADER must be None or an HTTP header name "
+            f"(letters, digits and !#$%&'*+-.^_`|~), not {value!r}"
+        )
+    if value.lower() in _RESERVED_HEADERS:
+        raise SessionConfigError(
+            f"SESSION_ID_HEADER cannot be {value!r}: cookies and Vary use that header; "
+            "choose a name of your own, such as 'X-Session-Id'"
+        )
+    return value
+
+
 def _check(values: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
     value = values[key]
     # bool is an int subclass: True is never a valid length or timeout.
@@ -237,6 +267,8 @@ class Settings:
     key_prefix: str
     permanent: bool
     id_length: int
+    #: Records are stored under a hash of the id (SESSION_HASH_IDS).
+    hash_ids: bool
     explicit: bool
     static_file: bool
     hijack_protection: bool
@@ -246,9 +278,13 @@ class Settings:
     serializer: Serializer
     backend_timeout: float
     legacy_ids: bool
+    #: The request/response header ids may travel in (SESSION_ID_HEADER), or None.
+    id_header: str | None
     file_dir: str
     # Quart's own keys, read once.
     secret_keys: tuple[str | bytes, ...] = field(repr=False)
+    #: SESSION_ENCRYPTION_KEYS as 32-byte keys (the first seals); () when off.
+    encryption_keys: tuple[bytes, ...] = field(repr=False)
     lifetime: int
     refresh_each_request: bool
     #: Seconds before a read refreshes the expiry again (SESSION_REFRESH_AFTER).
@@ -325,6 +361,9 @@ class Settings:
             interface.get_cookie_domain(app),
             interface.get_cookie_path(app),
         )
+        encryption_keys = parse_keys(values["SESSION_ENCRYPTION_KEYS"])
+        if encryption_keys:
+            require_cryptography()
         samesite = app.config["SESSION_COOKIE_SAMESITE"]
         if samesite is not None and str(samesite).lower() not in ("lax", "strict", "none"):
             raise SessionConfigError(
@@ -335,6 +374,7 @@ class Settings:
             key_prefix=_check(values, "SESSION_KEY_PREFIX", str),
             permanent=_check(values, "SESSION_PERMANENT", bool),
             id_length=id_length,
+            hash_ids=_check(values, "SESSION_HASH_IDS", bool),
             explicit=_check(values, "SESSION_EXPLICIT", bool),
             static_file=_check(values, "SESSION_STATIC_FILE", bool),
             hijack_protection=_check(values, "SESSION_HIJACK_PROTECTION", bool),
@@ -344,8 +384,10 @@ class Settings:
             serializer=serializer,
             backend_timeout=timeout,
             legacy_ids=_check(values, "SESSION_LEGACY_IDS", bool),
+            id_header=_id_header(values["SESSION_ID_HEADER"]),
             file_dir=os.fspath(file_dir),
             secret_keys=secret_keys,
+            encryption_keys=encryption_keys,
             lifetime=int(lifetime.total_seconds()),
             refresh_each_request=bool(app.config["SESSION_REFRESH_EACH_REQUEST"]),
             refresh_after=_refresh_after(

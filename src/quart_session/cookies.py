@@ -45,16 +45,6 @@ def sends_a_file(response: Response) -> bool:
     )
 
 
-def vary_on_cookie(response: Response) -> None:
-    """Add ``Vary: Cookie`` to *response*."""
-    # getlist, not `in`: Werkzeug answers `in` by raising and catching a
-    # KeyError (1 µs on every request that reads its session).
-    if response.headers.getlist("Vary"):
-        response.vary.add("Cookie")
-    else:  # the common case, without parsing and rewriting a header set
-        response.headers.add("Vary", "Cookie")
-
-
 class SessionCookie:
     """The session cookie: one set of attributes for reading, setting and
     deleting it, fixed once from the settings."""

@@ -9,6 +9,11 @@ request; the command line, tests and your own scripts use it directly::
     stored = await engine.load(sid)          # StoredSession or None
     await engine.end(sid)                    # log that session out
 
+A session's record is stored under a *name* derived from its id (a hash of
+it, with ``SESSION_HASH_IDS``): the engine addresses records by name, since a
+moved marker names the new record and not the id, and takes ids only at its
+public edges.
+
 It knows nothing of requests, cookies or Quart.
 """
 
@@ -29,11 +34,12 @@ from .calls import StoreCalls, send
 from .compat import legacy_meta
 from .config import Settings
 from .errors import SessionBackendError, SessionConfigError, SessionConflictError, SessionDataError
-from .ids import IdCodec
+from .ids import IdCodec, record_name
 from .locks import SessionTurns
 from .serializers import Serializer, dumps_bytes
 from .stores import build_store
 from .stores.base import Outcome, Record, Store, Version
+from .stores.sealed import SealedStore
 
 logger = logging.getLogger("quart_session")
 
@@ -56,7 +62,11 @@ class Basis:
     """The record a request's changes apply to: the session as it loaded (or
     last saved) it."""
 
-    sid: str
+    #: The session id; None once a save followed a ``regenerate()`` made
+    #: elsewhere (the marker it left names the new record, not the new id).
+    sid: str | None
+    #: The name of the record (its store key without the prefix).
+    name: str
     #: The store's version of the record (the compare-and-set token).
     version: Version
     #: The record's bytes: what the request's changes are worked out against.
@@ -67,7 +77,13 @@ class Basis:
 class StoredSession:
     """A session as its record holds it."""
 
-    sid: str
+    #: The session id. None only in what :meth:`SessionEngine.save` returns
+    #: for a session that another request moved to a new id meanwhile
+    #: (``Written.MOVED``): its record is known by name, the id only to the
+    #: client that request answered.
+    sid: str | None
+    #: The name of its record: the store key without ``SESSION_KEY_PREFIX``.
+    name: str
     #: The store's version of the record (the compare-and-set token).
     version: Version
     #: The record's bytes: comparing a fresh encoding with them shows whether
@@ -92,7 +108,7 @@ class Written(enum.Enum):
     """What became of a save."""
 
     SAVED = enum.auto()
-    #: Saved under the id ``regenerate()`` moved the session to meanwhile.
+    #: Saved in the record ``regenerate()`` moved the session to meanwhile.
     MOVED = enum.auto()
     #: The session was ended (logout, expiry) meanwhile: nothing written.
     GONE = enum.auto()
@@ -120,6 +136,8 @@ class SessionEngine:
         self._serializer: Serializer | None = None
         self._turns = SessionTurns()
         self.configure(settings)
+        if store is not None:
+            self._store = self._sealed(store)
 
     def configure(self, settings: Settings) -> None:
         """Use *settings* from now on (the store, once built, stays)."""
@@ -146,6 +164,7 @@ class SessionEngine:
                 raise SessionBackendError(
                     str(settings.store_type), "(not created)", f"could not be set up: {error!r}"
                 ) from error
+            store = self._sealed(store)
             limit = getattr(store, "max_payload", None)
             if limit is not None and settings.max_size > limit:
                 raise SessionConfigError(
@@ -157,8 +176,16 @@ class SessionEngine:
 
     @store.setter
     def store(self, store: Store) -> None:
-        """Use *store* from now on (e.g. one wrapped to count its calls)."""
+        """Use *store* from now on (e.g. one wrapped to count its calls), as
+        it is: wrapping the current store must not encrypt twice."""
         self._store = store
+
+    def _sealed(self, store: Store) -> Store:
+        """*store* encrypting every record, when SESSION_ENCRYPTION_KEYS is set."""
+        keys = self.settings.encryption_keys
+        if not keys or isinstance(store, SealedStore):
+            return store
+        return SealedStore(store, keys)
 
     async def start(self) -> None:
         """Build the store and prove it is reachable."""
@@ -186,9 +213,17 @@ class SessionEngine:
     def serializer(self, value: Serializer) -> None:
         self._serializer = value
 
+    def name_of(self, sid: str) -> str:
+        """The name of session *sid*'s record (a hash of the id with
+        ``SESSION_HASH_IDS``, else the id)."""
+        return record_name(sid, self.settings.hash_ids)
+
     def key_for(self, sid: str) -> str:
         """The store key of session *sid*."""
-        return self.settings.key_prefix + sid
+        return self._key(self.name_of(sid))
+
+    def _key(self, name: str) -> str:
+        return self.settings.key_prefix + name
 
     # -- records ----------------------------------------------------------------------
     def encode(self, data: Mapping[str, Any], meta: dict[str, Any]) -> bytes:
@@ -223,11 +258,17 @@ class SessionEngine:
         moved, corrupt: a corrupt record is logged). With *refresh* its expiry
         is moved forward in the same round trip, where that is free or
         SESSION_REFRESH_AFTER has passed since the last time."""
+        return await self.load_named(self.name_of(sid), sid, refresh=refresh)
+
+    async def load_named(
+        self, name: str, sid: str | None = None, *, refresh: bool = False
+    ) -> StoredSession | None:
+        """:meth:`load` of the record named *name* (session *sid*, if known)."""
         store, settings = self.store, self.settings
         record = await self.calls.run(
             store,
             store.load,
-            self.key_for(sid),
+            self._key(name),
             settings.lifetime if refresh else None,
             settings.refresh_after,
         )
@@ -238,13 +279,18 @@ class SessionEngine:
         except ValueError as error:
             logger.warning("Starting a fresh session: stored session is corrupt (%s)", error)
             return None
-        return StoredSession(sid, record.version, record.payload, data, meta, record.refreshed)
+        return StoredSession(
+            sid, name, record.version, record.payload, data, meta, record.refreshed
+        )
 
     async def load_record(self, sid: str, refresh: int | None = None) -> Record | None:
         """The raw record of session *sid* (a marker included), or None; with
         *refresh*, its expiry reset to that many seconds in the same round trip."""
+        return await self._load_record(self.name_of(sid), refresh)
+
+    async def _load_record(self, name: str, refresh: int | None = None) -> Record | None:
         store = self.store
-        return await self.calls.run(store, store.load, self.key_for(sid), refresh)
+        return await self.calls.run(store, store.load, self._key(name), refresh)
 
     async def count(self) -> int:
         """Live records under this app's key prefix; NotImplementedError where
@@ -263,7 +309,7 @@ class SessionEngine:
         payload = self.encode(data, meta)
         sid, version = await self._create_record(payload)
         send(signals.session_created, self.sender, sid=sid)
-        return StoredSession(sid, version, payload, data, meta)
+        return StoredSession(sid, self.name_of(sid), version, payload, data, meta)
 
     async def _create_record(self, payload: bytes) -> tuple[str, Version]:
         store = self.store
@@ -295,7 +341,7 @@ class SessionEngine:
         payload = self.encode(data, meta)
         if payload == loaded.payload:
             return Written.SAVED, None
-        async with self._turns.take(loaded.sid) as turn:
+        async with self._turns.take(loaded.name) as turn:
             written, stored = await self._save_in_turn(loaded, data, meta, payload, turn.latest)
             turn.latest = None
             if stored is not None and written is Written.SAVED and turn.released is not None:
@@ -312,7 +358,7 @@ class SessionEngine:
         latest: Record | None,
     ) -> tuple[Written, StoredSession | None]:
         store, lifetime = self.store, self.settings.lifetime
-        sid, expected = loaded.sid, loaded.version
+        sid, name, expected = loaded.sid, loaded.name, loaded.version
         # Saved by this process since this request loaded it: merge onto that
         # now rather than lose a compare-and-set against it first.
         current = latest if latest is not None and latest.version != expected else None
@@ -329,21 +375,22 @@ class SessionEngine:
                 expected = current.version
                 send(signals.session_conflict_merged, self.sender, sid=sid, attempt=attempt)
             result = await self.calls.run(
-                store, store.save, self.key_for(sid), payload, lifetime, expected
+                store, store.save, self._key(name), payload, lifetime, expected
             )
             if result is Outcome.GONE:
                 return Written.GONE, None
             if not isinstance(result, Outcome):
                 send(signals.session_saved, self.sender, sid=sid)
-                written = Written.MOVED if sid != loaded.sid else Written.SAVED
-                return written, StoredSession(sid, result, payload, merged, meta)
-            current = await self.load_record(sid)
+                written = Written.MOVED if name != loaded.name else Written.SAVED
+                return written, StoredSession(sid, name, result, payload, merged, meta)
+            current = await self._load_record(name)
             target = None if current is None else records.moved_to(current.payload)
             if target is not None and moves < MAX_MOVES:
                 # regenerate() moved the session while this request ran: the
-                # change still belongs to it, under its new id.
+                # change still belongs to it, in its new record (whose id only
+                # the client of the moving request knows).
                 moves += 1
-                sid, current = target, await self.load_record(target)
+                sid, name, current = None, target, await self._load_record(target)
             if current is None or records.is_marker(current.payload):
                 return Written.GONE, None
             if attempt == 1:
@@ -372,14 +419,20 @@ class SessionEngine:
         """End session *sid* for good (logout; revocation from a script).
 
         A ``regenerate()`` racing this must not move the data away unseen: if
-        it already did, the marker it left names the new id, which is ended
-        too. *version* is the one the caller loaded, if any.
+        it already did, the marker it left names the new record, which is
+        ended too. *version* is the one the caller loaded, if any.
         """
-        await self._end(sid, version, 0)
+        await self.end_named(self.name_of(sid), version, sid=sid)
+
+    async def end_named(
+        self, name: str, version: Version | None = None, *, sid: str | None = None
+    ) -> None:
+        """:meth:`end` of the record named *name* (session *sid*, if known)."""
+        await self._end(name, version, 0)
         send(signals.session_deleted, self.sender, sid=sid)
 
-    async def _end(self, sid: str, version: Version | None, hops: int) -> None:
-        store, key = self.store, self.key_for(sid)
+    async def _end(self, name: str, version: Version | None, hops: int) -> None:
+        store, key = self.store, self._key(name)
         if store.can_take:
             # One atomic step: whatever the key held is gone, and if it was a
             # moved marker, the session it names is ended too.
@@ -392,7 +445,7 @@ class SessionEngine:
         # (a racing move then fails, or has left its marker here), then delete.
         for _ in range(MAX_SAVE_ATTEMPTS):
             if version is None:
-                current = await self.load_record(sid)
+                current = await self._load_record(name)
                 if current is None:
                     return
                 version = current.version
@@ -405,7 +458,7 @@ class SessionEngine:
                 return
             if not isinstance(result, Outcome):
                 break
-            current = await self.load_record(sid)  # written since it was loaded: by whom?
+            current = await self._load_record(name)  # written since it was loaded: by whom?
             if current is None:
                 return
             target = records.moved_to(current.payload)
@@ -433,42 +486,41 @@ class SessionEngine:
         can still act on the old record).
         """
         store, lifetime = self.store, self.settings.lifetime
-        from_key = self.key_for(loaded.sid)
+        from_key = self._key(loaded.name)
         payload = self.encode(data, meta)
         sid, version = await self._create_record(payload)
+        name, key = self.name_of(sid), self.key_for(sid)
         merged = data  # until a merge makes other data
         expected = loaded.version
         changes: records.Changes | None = None
         for _ in range(MAX_SAVE_ATTEMPTS):
             result = await self.calls.run(
-                store, store.save, from_key, records.moved(sid), lifetime, expected
+                store, store.save, from_key, records.moved(name), lifetime, expected
             )
             if not isinstance(result, Outcome):
                 if not leave_marker:
                     await self.calls.run(store, store.delete, from_key)
                 send(signals.session_created, self.sender, sid=sid)
                 send(signals.session_regenerated, self.sender, old_sid=loaded.sid, sid=sid)
-                return StoredSession(sid, version, payload, merged, meta)
+                return StoredSession(sid, name, version, payload, merged, meta)
             current = None
             if result is Outcome.CONFLICT:
                 current = await self.calls.run(store, store.load, from_key)
             if current is None or records.is_marker(current.payload):
-                await self.calls.run(store, store.delete, self.key_for(sid))
+                await self.calls.run(store, store.delete, key)
                 return None
             # Another request saved the old record meanwhile: carry its changes over.
             if changes is None:
                 changes = records.diff(self._data_of(loaded.payload), data)
             merged = records.merge(changes, self._data_of(current.payload))
             payload = self.encode(merged, meta)
-            rewritten = await self.calls.run(
-                store, store.save, self.key_for(sid), payload, lifetime, version
-            )
+            rewritten = await self.calls.run(store, store.save, key, payload, lifetime, version)
             if isinstance(rewritten, Outcome):  # nobody else knows the new id yet
                 raise SessionBackendError(
                     store.name, store.address, "a session under a fresh id changed unexpectedly"
                 )
             version, expected = rewritten, current.version
-        await self.calls.run(store, store.delete, self.key_for(sid))
+        await self.calls.run(store, store.delete, key)
         raise SessionConflictError(
             f"gave up regenerating after {MAX_SAVE_ATTEMPTS} conflicting concurrent writes"
         )

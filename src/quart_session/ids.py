@@ -1,4 +1,5 @@
-"""Session ids: generation, validation and optional signing.
+"""Session ids: generation, validation, optional signing, and the name a
+session's record is stored under.
 
 An id is ``SESSION_ID_LENGTH`` random bytes from :mod:`secrets`, base64url
 without padding. Anything else a client sends is rejected before it can reach
@@ -7,6 +8,7 @@ a store.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import secrets
@@ -24,6 +26,23 @@ def encoded_length(nbytes: int) -> int:
 
 def new_id(nbytes: int) -> str:
     return secrets.token_urlsafe(nbytes)
+
+
+def record_name(sid: str, hashed: bool) -> str:
+    """The name session *sid*'s record is stored under (its key is
+    ``SESSION_KEY_PREFIX`` + the name).
+
+    *hashed* (``SESSION_HASH_IDS``): the SHA-256 of the id, base64url without
+    padding, so that whoever reads the store (a backup, a replica, a log of
+    keys) finds no id a client could present. A plain hash suffices: an id
+    holds 128 random bits or more (a 3.0 UUID4: 122), far too many to find
+    by hashing guesses.
+    Otherwise the id itself.
+    """
+    if not hashed:
+        return sid
+    digest = hashlib.sha256(sid.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 class IdCodec:

@@ -1,13 +1,13 @@
 """The Quart adapter: requests and responses in, the engine does the rest.
 
-Request: cookie -> id (parse, verify) -> engine.load -> session (pinning
-checked). Response: what the view changed -> engine (create, save, end) ->
-Vary and Set-Cookie, or the error handler's answer.
+Request: cookie or id header (``transport.py``) -> id (parse, verify) ->
+engine.load -> session (pinning checked). Response: what the view changed ->
+engine (create, save, end) -> Vary and Set-Cookie or the id header, or the
+error handler's answer.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
 
 from quart import Quart, Response, has_websocket_context, request, websocket
@@ -19,7 +19,7 @@ from .answers import ANSWERED, answer_with_error
 from .calls import uncancellable
 from .compat import migrate
 from .config import Settings
-from .cookies import SessionCookie, sends_a_file, vary_on_cookie
+from .cookies import sends_a_file
 from .engine import SessionEngine
 from .errors import SessionBackendError
 from .opt_out import SessionUses, Use, route_of
@@ -34,24 +34,19 @@ from .session import (
 )
 from .signals import hijack_detected
 from .stores.base import Store
+from .transport import IdAction, IdTransport, IdTransports
 
 logger = logging.getLogger("quart_session")
 
 
-class _Cookie(enum.Enum):
-    KEEP = enum.auto()
-    SET = enum.auto()
-    DELETE = enum.auto()
-
-
-def _resent(session: ServerSideSession) -> _Cookie:
-    """The cookie of a session this request did not change: re-sent when its
-    Expires must follow the store's refreshed expiry (every read on Redis;
-    once SESSION_REFRESH_AFTER has passed elsewhere), or it was signed with an
-    old key."""
-    if session.resend_cookie or (session.permanent and session.refreshed):
-        return _Cookie.SET
-    return _Cookie.KEEP
+def _resent(session: ServerSideSession, on_refresh: bool = True) -> IdAction:
+    """The id of a session this request did not change: re-sent when it was
+    signed with an old key, or (*on_refresh*: the cookie) when its Expires
+    must follow the store's refreshed expiry (every read on Redis; once
+    SESSION_REFRESH_AFTER has passed elsewhere)."""
+    if session.resend_cookie or (on_refresh and session.permanent and session.refreshed):
+        return IdAction.SET
+    return IdAction.KEEP
 
 
 class ServerSideSessionInterface(SessionInterface):
@@ -68,7 +63,7 @@ class ServerSideSessionInterface(SessionInterface):
         self.settings = settings
         self.engine.configure(settings)
         self.ids = self.engine.ids
-        self.cookie = SessionCookie(settings)
+        self.transports = IdTransports(settings)
         self.uses = SessionUses(self.app, settings.static_file)
         path = settings.static_url_path
         self._static_prefix = None if path is None else path + "/"
@@ -121,7 +116,8 @@ class ServerSideSessionInterface(SessionInterface):
 
     async def open_session(self, app: Quart, request: BaseRequestWebsocket) -> ServerSideSession:
         settings = self.settings
-        cookie = self.cookie.read(request)
+        # In header mode ``cookie`` is the header's value: validated alike.
+        cookie = self.transports.read(request)
         if (
             not settings.static_file
             and self._static_prefix is not None
@@ -214,31 +210,32 @@ class ServerSideSessionInterface(SessionInterface):
             # the save must finish anyway.
             await uncancellable(self._save_from_websocket(session))
             return
+        transport = self.transports.of(request)
         if session.sid is None and not (session.modified or session.cleared):
-            action = _Cookie.KEEP  # a new session nobody wrote to: nothing to do
+            action = IdAction.KEEP  # a new session nobody wrote to: nothing to do
         elif not (session.modified or session.cleared or session.may_have_mutated):
             # A loaded session nobody changed (the common read): nothing to
             # store, only the cookie may be due.
-            action = _resent(session)
-            if action is _Cookie.SET and not self.settings.static_file and sends_a_file(response):
-                action = _Cookie.KEEP
+            action = _resent(session, transport.resends_on_refresh)
+            if action is IdAction.SET and not self.settings.static_file and sends_a_file(response):
+                action = IdAction.KEEP
         else:
             # Changes made before returning a file are saved; the cookie is
             # not re-sent.
             file_response = not self.settings.static_file and sends_a_file(response)
             try:
-                action = await self._store_changes(session, file_response)
+                action = await self._store_changes(session, file_response, transport)
             except ANSWERED as error:
                 await answer_with_error(app, response, error)
                 return
-        if session.accessed or action is not _Cookie.KEEP:
-            vary_on_cookie(response)
-        if action is _Cookie.SET:
+        if session.accessed or action is not IdAction.KEEP:
+            transport.vary(response)
+        if action is IdAction.SET:
             assert session.sid is not None
             value = self.ids.to_cookie(session.sid)
-            response.headers.add("Set-Cookie", self.cookie.header(value, session.permanent))
-        elif action is _Cookie.DELETE:
-            self.cookie.delete(response)
+            transport.send(request, response, value, session.permanent)
+        elif action is IdAction.DELETE:
+            transport.delete(response)
 
     async def _save_from_websocket(self, session: ServerSideSession) -> None:
         try:
@@ -246,7 +243,7 @@ class ServerSideSessionInterface(SessionInterface):
         except ANSWERED as error:
             logger.error("Session changes made in a websocket were not saved: %s", error)
             return
-        if action is _Cookie.SET and session.new and not self._websocket_warned:
+        if action is IdAction.SET and session.new and not self._websocket_warned:
             self._websocket_warned = True
             logger.warning(
                 "A session created inside a websocket is not stored: a websocket "
@@ -262,20 +259,28 @@ class ServerSideSessionInterface(SessionInterface):
         await self._store_changes(unwrap(session, "save_now"), False, can_create=False)
 
     async def _store_changes(
-        self, session: ServerSideSession, file_response: bool, can_create: bool = True
-    ) -> _Cookie:
-        """Store what the request changed; say what the cookie must do."""
+        self,
+        session: ServerSideSession,
+        file_response: bool,
+        transport: IdTransport | None = None,
+        can_create: bool = True,
+    ) -> IdAction:
+        """Store what the request changed; say what the id's *transport* must
+        do (None: a websocket, which can send nothing)."""
         settings = self.settings
         done = await session.persist(self.engine, explicit=settings.explicit, can_create=can_create)
         if done in (Persisted.CREATED, Persisted.NOT_CREATED):
-            return _Cookie.SET  # not created: the websocket caller warns
+            return IdAction.SET  # not created: the websocket caller warns
         if done in (Persisted.ENDED, Persisted.GONE):
-            return _Cookie.DELETE
+            return IdAction.DELETE
         # Moved: regenerated meanwhile; the browser holds the new id by now,
-        # and this request's client never gets it from us.
-        if done in (Persisted.NOTHING, Persisted.MOVED) or file_response:
-            return _Cookie.KEEP
-        return _Cookie.SET if session.modified else _resent(session)
+        # and this request's client never gets it from us (no id after a
+        # move: the moved marker names the new record, not the new id).
+        if done in (Persisted.NOTHING, Persisted.MOVED) or file_response or session.sid is None:
+            return IdAction.KEEP
+        if session.modified:
+            return IdAction.SET
+        return _resent(session, transport is None or transport.resends_on_refresh)
 
     # -- ids ----------------------------------------------------------------------------
     async def regenerate(self, session: SessionMixin) -> None:

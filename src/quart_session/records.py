@@ -12,9 +12,11 @@ loaded the session earlier may still be running, and a plain delete would let
 it act on a session that has moved or ended. Instead the old record is replaced,
 by compare-and-set, with a marker:
 
-* *moved* (``regenerate()``, legacy migration): names the new id, so that a
-  later logout through the old id also ends the new session, and an in-flight
-  save lands its changes there;
+* *moved* (``regenerate()``, legacy migration): names the new record, so that
+  a later logout through the old id also ends the new session, and an
+  in-flight save lands its changes there. It holds the record's *name* (see
+  ``ids.record_name``), never the new id: with hashed ids no stored value
+  holds an id a client could present;
 * *ended* (logout, hijack protection): a write that loaded the session before
   it ended can no longer win a compare-and-set against it.
 
@@ -35,9 +37,9 @@ _MOVED = PREFIX + b"moved:"
 ENDED = PREFIX + b"ended"
 
 
-def moved(sid: str) -> bytes:
-    """The payload of a session that moved to *sid*."""
-    return _MOVED + sid.encode()
+def moved(name: str) -> bytes:
+    """The payload of a session that moved to the record named *name*."""
+    return _MOVED + name.encode()
 
 
 def is_marker(payload: bytes) -> bool:
@@ -46,7 +48,7 @@ def is_marker(payload: bytes) -> bool:
 
 
 def moved_to(payload: bytes) -> str | None:
-    """The id a *moved* marker names, or None for any other payload."""
+    """The record name a *moved* marker holds, or None for any other payload."""
     if not payload.startswith(_MOVED):
         return None
     return payload[len(_MOVED) :].decode("ascii", "replace")

@@ -36,7 +36,7 @@ class Persisted(enum.Enum):
     #: A new session that was not stored: creating was not allowed (websockets).
     NOT_CREATED = enum.auto()
     SAVED = enum.auto()
-    #: Saved under the id regenerate() moved the session to meanwhile.
+    #: Saved in the record regenerate() moved the session to meanwhile.
     MOVED = enum.auto()
     #: Ended by this request (clear()).
     ENDED = enum.auto()
@@ -79,14 +79,20 @@ class ServerSideSession(dict[str, Any], SessionMixin):
         data: dict[str, Any] | None = None,
         *,
         sid: str | None = None,
+        name: str | None = None,
         version: Version | None = None,
         payload: bytes | None = None,
         permanent: bool = True,
         client_address: str | None = None,
     ) -> None:
         super().__init__(data or {})
-        #: The session id, None until a new session is first saved.
+        #: The session id, None until a new session is first saved (and once
+        #: a save found it moved by a regenerate() elsewhere: the browser got
+        #: the new id from that response, this one cannot know it).
         self.sid = sid
+        #: The name of its record (see SessionEngine.name_of), None until a
+        #: new session is first saved: what the engine addresses it by.
+        self.name = name
         #: The store version seen at load time (compare-and-set token).
         self.version = version
         #: The stored bytes this session was decoded from: comparing a fresh
@@ -216,6 +222,7 @@ class ServerSideSession(dict[str, Any], SessionMixin):
         session = cls(
             stored.data,
             sid=stored.sid,
+            name=stored.name,
             version=stored.version,
             payload=stored.payload,
             permanent=records.permanent_of(stored.meta, default_permanent),
@@ -231,10 +238,10 @@ class ServerSideSession(dict[str, Any], SessionMixin):
 
     def basis(self) -> Basis:
         """The record this session's changes apply to."""
-        assert self.sid is not None
+        assert self.name is not None
         assert self.version is not None
         assert self.loaded_payload is not None
-        return Basis(self.sid, self.version, self.loaded_payload)
+        return Basis(self.sid, self.name, self.version, self.loaded_payload)
 
     def adopt(self, stored: StoredSession, sent: dict[str, Any] | None = None) -> None:
         """Stand for *stored* from now on; take its data too, unless it is what
@@ -242,19 +249,20 @@ class ServerSideSession(dict[str, Any], SessionMixin):
         if stored.data is not sent:
             super().clear()
             super().update(stored.data)
-        self.sid, self.version, self.loaded_payload = stored.sid, stored.version, stored.payload
+        self.sid, self.name = stored.sid, stored.name
+        self.version, self.loaded_payload = stored.version, stored.payload
 
     async def persist(
         self, engine: SessionEngine, *, explicit: bool, can_create: bool = True
     ) -> Persisted:
         """Store what this request changed through *engine*; say what happened."""
         if self.cleared:
-            if self.sid is not None:
-                await engine.end(self.sid, self.version)
+            if self.name is not None:
+                await engine.end_named(self.name, self.version, sid=self.sid)
             if not self.snapshot():
                 return Persisted.NOTHING if self.new else Persisted.ENDED
             self.restart(keep_data=True)  # data set after clear(): a new session
-        if self.sid is None:
+        if self.name is None:
             if not (self.modified and self.snapshot()) or (explicit and not self.marked_dirty):
                 return Persisted.NOTHING
             if not can_create:
@@ -272,7 +280,7 @@ class ServerSideSession(dict[str, Any], SessionMixin):
 
     async def regenerate(self, engine: SessionEngine) -> None:
         """Move to a fresh id through *engine*; see the interface's ``regenerate``."""
-        if self.sid is None:
+        if self.name is None:
             return  # a new session gets a fresh id when first saved anyway
         data = self.snapshot()
         moved = await engine.regenerate(self.basis(), data, self.meta())
@@ -288,7 +296,7 @@ class ServerSideSession(dict[str, Any], SessionMixin):
         ``regenerate()`` that found the session ended)."""
         if not keep_data:
             super().clear()
-        self.sid = self.version = self.loaded_payload = None
+        self.sid = self.name = self.version = self.loaded_payload = None
         self.new = True
         self.cleared = False
 

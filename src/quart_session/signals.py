@@ -15,7 +15,9 @@ _signals = Namespace()
 
 #: A new session was stored for the first time. Keyword: ``sid``.
 session_created = _signals.signal("quart-session.created")
-#: A session's changes were written. Keyword: ``sid``.
+#: A session's changes were written. Keyword: ``sid`` (None when another
+#: request's ``regenerate()`` had moved the session: only that request's
+#: client knows the new id, the store only a hash of it).
 session_saved = _signals.signal("quart-session.saved")
 #: Another request saved the session first; this request's changes were
 #: merged on top. Keywords: ``sid``, ``attempt``.

@@ -9,7 +9,8 @@ import pytest
 
 from ..servers.dynamodb import CREDENTIALS, REGION, DynamoDBServer
 from ..servers.processes import Frozen
-from ..suites.behaviour import ReadRaw, SessionBehaviour
+from ..suites.behaviour import AllRecords, ReadRaw, SessionBehaviour
+from ..suites.encryption import EncryptionBehaviour
 from ..suites.outage import OutageBehaviour
 from ..suites.race import RegenerateRaceBehaviour
 
@@ -43,7 +44,29 @@ def read_raw(client: Any, table: str) -> ReadRaw:
     return read
 
 
-class TestDynamoDBBehaviour(SessionBehaviour):
+def attribute_bytes(attribute: dict[str, Any]) -> bytes:
+    """A DynamoDB attribute value ({"S": ...}, {"B": ...}, {"N": ...}) as bytes."""
+    (value,) = attribute.values()
+    return bytes(value) if isinstance(value, bytes | bytearray) else str(value).encode()
+
+
+@pytest.fixture
+def all_records(client: Any, table: str) -> AllRecords:
+    """Every item of the table (Scan, every page): its id, and every attribute."""
+
+    async def every() -> list[tuple[bytes, bytes]]:
+        found = []
+        pages = client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
+        async for page in pages:
+            for item in page["Items"]:
+                values = b" ".join(attribute_bytes(value) for value in item.values())
+                found.append((attribute_bytes(item["id"]), values))
+        return found
+
+    return every
+
+
+class TestDynamoDBBehaviour(EncryptionBehaviour, SessionBehaviour):
     pass
 
 

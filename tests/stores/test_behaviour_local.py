@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +11,8 @@ from typing import Any
 import pytest
 from quart import Quart
 
-from ..suites.behaviour import OnTrio, ReadRaw, SessionBehaviour
+from ..suites.behaviour import AllRecords, OnTrio, ReadRaw, SessionBehaviour
+from ..suites.encryption import EncryptionBehaviour
 
 
 class FileSystemFixtures:
@@ -29,19 +31,50 @@ class FileSystemFixtures:
 
         return read
 
+    @pytest.fixture
+    def all_records(self, tmp_path: Path) -> AllRecords:
+        """Every file in the folder: its name and the key its header holds
+        (base64), and its whole content."""
+
+        async def every() -> list[tuple[bytes, bytes]]:
+            found = []
+            for path in (tmp_path / "sessions").rglob("*"):
+                if not path.is_file():
+                    continue
+                content = path.read_bytes()
+                fields = content.partition(b"\n")[0].split(b" ")
+                key = base64.urlsafe_b64decode(fields[2]) if len(fields) == 3 else b""
+                found.append((path.name.encode() + b" " + key, content))
+            return found
+
+        return every
+
 
 def memory_reader(app: Callable[[], Quart]) -> ReadRaw:
     """Reads through the store of ``app()``, called at each read: a memory store
     lives in its app, and the app may be built after the reader."""
 
     async def read(key: str) -> bytes | None:
-        record = await app().session_interface.store.load(key)  # type: ignore[attr-defined]
+        store = app().session_interface.store  # type: ignore[attr-defined]
+        # Below any wrapper (encryption, call counting): the bytes as kept.
+        record = await getattr(store, "inner", store).load(key)
         return None if record is None else bytes(record.payload)
 
     return read
 
 
-class TestMemoryBehaviour(SessionBehaviour):
+def memory_records(app: Callable[[], Quart]) -> AllRecords:
+    """Every key and payload in the memory store of ``app()``."""
+
+    async def every() -> list[tuple[bytes, bytes]]:
+        store = app().session_interface.store  # type: ignore[attr-defined]
+        kept = getattr(store, "inner", store)  # below any wrapper: the bytes as kept
+        return [(key.encode(), entry[0]) for key, entry in kept._records.items()]
+
+    return every
+
+
+class TestMemoryBehaviour(EncryptionBehaviour, SessionBehaviour):
     @pytest.fixture
     def store_config(self) -> dict[str, Any]:
         return {"SESSION_TYPE": "memory"}
@@ -50,8 +83,12 @@ class TestMemoryBehaviour(SessionBehaviour):
     def read_raw(self, built_apps: list[Quart]) -> ReadRaw:
         return memory_reader(lambda: built_apps[-1])
 
+    @pytest.fixture
+    def all_records(self, built_apps: list[Quart]) -> AllRecords:
+        return memory_records(lambda: built_apps[-1])
 
-class TestFileSystemBehaviour(FileSystemFixtures, SessionBehaviour):
+
+class TestFileSystemBehaviour(FileSystemFixtures, EncryptionBehaviour, SessionBehaviour):
     pass
 
 

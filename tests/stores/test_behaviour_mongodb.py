@@ -10,7 +10,8 @@ from pymongo import AsyncMongoClient
 
 from ..servers.mongodb import MongoServer
 from ..servers.processes import Frozen
-from ..suites.behaviour import ReadRaw, SessionBehaviour
+from ..suites.behaviour import AllRecords, ReadRaw, SessionBehaviour
+from ..suites.encryption import EncryptionBehaviour
 from ..suites.outage import OutageBehaviour
 from ..suites.race import RegenerateRaceBehaviour
 
@@ -50,7 +51,25 @@ def read_raw(client: AsyncMongoClient[Document], collection: str) -> ReadRaw:
     return read
 
 
-class TestMongoDBBehaviour(SessionBehaviour):
+def as_bytes(value: Any) -> bytes:
+    return bytes(value) if isinstance(value, bytes) else str(value).encode()
+
+
+@pytest.fixture
+def all_records(client: AsyncMongoClient[Document], collection: str) -> AllRecords:
+    """Every document of the collection: its _id, and every field's value."""
+
+    async def every() -> list[tuple[bytes, bytes]]:
+        documents = await client["quart_session"][collection].find({}).to_list()
+        return [
+            (as_bytes(doc["_id"]), b" ".join(as_bytes(value) for value in doc.values()))
+            for doc in documents
+        ]
+
+    return every
+
+
+class TestMongoDBBehaviour(EncryptionBehaviour, SessionBehaviour):
     pass
 
 

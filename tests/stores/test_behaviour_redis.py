@@ -5,10 +5,11 @@ GLIDE client."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import pytest
+import redis
 from glide import (
     GlideClient,
     GlideClientConfiguration,
@@ -30,8 +31,9 @@ from ..servers.redis import (
     StandaloneClient,
     flush,
 )
-from ..suites.behaviour import Browser, OnTrio, ReadRaw, SessionBehaviour
+from ..suites.behaviour import AllRecords, Browser, OnTrio, ReadRaw, SessionBehaviour
 from ..suites.concurrency import ConcurrencyBehaviour
+from ..suites.encryption import EncryptionBehaviour
 from ..suites.outage import OutageBehaviour
 from ..suites.race import InProcessRegenerateRace, RegenerateRaceBehaviour
 
@@ -41,6 +43,21 @@ pytestmark = pytest.mark.servers
 def payload(value: bytes | None) -> bytes | None:
     """The session payload of a stored value (without its version header)."""
     return None if value is None else decode(value).payload
+
+
+def records_on(ports: Iterable[int]) -> AllRecords:
+    """Every key and its whole value on the servers at *ports* (SCAN + GET
+    on each node of a cluster), read with a plain redis-py client."""
+
+    async def every() -> list[tuple[bytes, bytes]]:
+        found = []
+        for port in ports:
+            with redis.Redis(port=port, protocol=2) as client:
+                for key in client.scan_iter(count=1000):
+                    found.append((key, client.get(key) or b""))
+        return found
+
+    return every
 
 
 class ClosesApps:
@@ -67,8 +84,10 @@ class StandaloneFixtures(StandaloneClient):
         return read
 
 
-class TestRedisBehaviour(StandaloneFixtures, ClosesApps, SessionBehaviour):
-    pass
+class TestRedisBehaviour(StandaloneFixtures, ClosesApps, EncryptionBehaviour, SessionBehaviour):
+    @pytest.fixture
+    def all_records(self, redis_standalone: Standalone) -> AllRecords:
+        return records_on([redis_standalone.port])
 
 
 class TestRedisConcurrency(StandaloneFixtures, FrozenStandalone, OutageBehaviour):
@@ -96,8 +115,10 @@ class ClusterFixtures(ClusterClient):
         return read
 
 
-class TestRedisClusterBehaviour(ClusterFixtures, SessionBehaviour):
-    pass
+class TestRedisClusterBehaviour(ClusterFixtures, EncryptionBehaviour, SessionBehaviour):
+    @pytest.fixture
+    def all_records(self, redis_cluster: Cluster) -> AllRecords:
+        return records_on(redis_cluster.ports)
 
 
 class TestRedisClusterConcurrency(ClusterFixtures, ConcurrencyBehaviour):
@@ -117,7 +138,11 @@ class GlideFixtures:
         return read
 
 
-class TestGlideBehaviour(GlideFixtures, SessionBehaviour):
+class TestGlideBehaviour(GlideFixtures, EncryptionBehaviour, SessionBehaviour):
+    @pytest.fixture
+    def all_records(self, redis_standalone: Standalone) -> AllRecords:
+        return records_on([redis_standalone.port])
+
     @pytest.fixture
     async def client(self, redis_standalone: Standalone) -> AsyncIterator[GlideClient]:
         flush([redis_standalone.port])
@@ -127,7 +152,11 @@ class TestGlideBehaviour(GlideFixtures, SessionBehaviour):
         await client.close()
 
 
-class TestGlideClusterBehaviour(GlideFixtures, SessionBehaviour):
+class TestGlideClusterBehaviour(GlideFixtures, EncryptionBehaviour, SessionBehaviour):
+    @pytest.fixture
+    def all_records(self, redis_cluster: Cluster) -> AllRecords:
+        return records_on(redis_cluster.ports)
+
     @pytest.fixture
     async def client(self, redis_cluster: Cluster) -> AsyncIterator[GlideClusterClient]:
         flush(redis_cluster.ports)
@@ -137,9 +166,13 @@ class TestGlideClusterBehaviour(GlideFixtures, SessionBehaviour):
         await client.close()
 
 
-class TestGlideBehaviourOnTrio(OnTrio, ClosesApps, SessionBehaviour):
+class TestGlideBehaviourOnTrio(OnTrio, ClosesApps, EncryptionBehaviour, SessionBehaviour):
     """A QuartTrio app with SESSION_TYPE "redis+trio" and a URL: its store makes
     a GLIDE client on the Trio loop."""
+
+    @pytest.fixture
+    def all_records(self, redis_standalone: Standalone) -> AllRecords:
+        return records_on([redis_standalone.port])
 
     @pytest.fixture
     async def client(self, redis_standalone: Standalone) -> AsyncIterator[GlideClient]:

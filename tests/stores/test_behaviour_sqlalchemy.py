@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from quart_session.stores.sqlalchemy import row_id, session_table, utcnow
 
 from ..servers.postgres import PostgresServer
-from ..suites.behaviour import ReadRaw, SessionBehaviour
+from ..suites.behaviour import AllRecords, ReadRaw, SessionBehaviour
 from ..suites.concurrency import ConcurrencyBehaviour
+from ..suites.encryption import EncryptionBehaviour
 from ..suites.outage import OutageBehaviour
 from ..suites.race import RegenerateRaceBehaviour
 
@@ -42,8 +43,26 @@ class SQLFixtures:
 
         return read
 
+    @pytest.fixture
+    def all_records(self, engine: AsyncEngine, table: str) -> AllRecords:
+        """Every row of the table, expired ones too: its id, and every column."""
+        sessions = session_table(table)
 
-class HandsInTheEngine(SQLFixtures, SessionBehaviour):
+        async def every() -> list[tuple[bytes, bytes]]:
+            async with engine.connect() as conn:
+                rows = (await conn.execute(select(sessions))).all()
+            return [
+                (
+                    row.id.encode(),
+                    b" ".join(v if isinstance(v, bytes) else str(v).encode() for v in row),
+                )
+                for row in rows
+            ]
+
+        return every
+
+
+class HandsInTheEngine(SQLFixtures, EncryptionBehaviour, SessionBehaviour):
     @pytest.fixture
     def store_config(self, engine: AsyncEngine, table: str) -> dict[str, Any]:
         # An engine handed in, so the test disposes of it: the apps here never shut down.

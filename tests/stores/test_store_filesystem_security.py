@@ -426,7 +426,7 @@ async def test_a_truncated_session_file_answers_with_a_fresh_session(
     browser = Browser(app)
     await browser.text("/set/user/alice")
     old = browser.sid
-    path = file_of(folder, "session:" + old)
+    path = file_of(folder, app.session_interface.engine.key_for(old))  # type: ignore[attr-defined]
     path.write_bytes(b"")  # what a crash between write and rename can leave
     keep_alive_for_an_hour(path)
 

@@ -4,7 +4,10 @@ A store's test class inherits ``SessionBehaviour`` and provides two fixtures:
 
 * ``store_config``: the ``app.config`` keys selecting and reaching the store;
 * ``read_raw``: an async callable ``key -> bytes | None`` reading the record
-  at *key* with the store's own client (None when there is none).
+  at *key* with the store's own client (None when there is none);
+* ``all_records``: an async callable giving every (key, value) the store
+  holds, as the store's own client lists them (a store that cannot list its
+  keys skips the tests that need it).
 
 Requests go through Quart's test client without its cookie jar: each test
 carries the cookie itself (``Browser``), so every Set-Cookie is checked.
@@ -30,6 +33,7 @@ from quart_session.interface import ServerSideSessionInterface
 from quart_session.stores.base import Record, SaveResult, Store, Version
 
 ReadRaw = Callable[[str], Awaitable[bytes | None]]
+AllRecords = Callable[[], Awaitable[list[tuple[bytes, bytes]]]]
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
 # Quart 0.21 added both; Quart 0.20 (Debian's) has neither.
 QUART_HAS_PARTITIONED = "SESSION_COOKIE_PARTITIONED" in Quart.default_config
@@ -135,6 +139,43 @@ class Browser:
     def sid(self) -> str:
         assert self.cookie is not None
         return self.cookie.split(".")[0]
+
+
+class HeaderClient:
+    """An API or mobile client: it keeps its session id in the id header
+    (``SESSION_ID_HEADER``) and never stores a cookie. It sends the header on
+    every request, empty until it has an id, and keeps what a response's
+    header holds; ``last_header`` is that header (None when absent)."""
+
+    def __init__(self, app: Quart, address: str = "127.0.0.1") -> None:
+        self.app = app
+        self.client = app.test_client(use_cookies=False)
+        self.address = address
+        self.value = ""
+        self.last_header: str | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.app.config["SESSION_ID_HEADER"])
+
+    async def get(self, path: str, headers: dict[str, str] | None = None) -> Response:
+        response = await self.client.get(
+            path,
+            headers={self.name: self.value, **(headers or {})},
+            scope_base={"client": (self.address, 40000)},
+        )
+        self.last_header = response.headers.get(self.name)
+        if self.last_header is not None:
+            self.value = self.last_header
+        return response
+
+    async def text(self, path: str, headers: dict[str, str] | None = None) -> str:
+        response = await self.get(path, headers)
+        assert response.status_code == 200, (path, response.status_code)
+        return await response.get_data(as_text=True)
+
+    def websocket(self, path: str) -> Any:
+        return self.client.websocket(path, headers={self.name: self.value})
 
 
 def build_app(config: dict[str, Any], static_folder: Path, app_class: type[Quart] = Quart) -> Quart:
@@ -331,7 +372,7 @@ class SessionBehaviour:
 
     @staticmethod
     def key(app: Quart, sid: str) -> str:
-        return str(app.config.get("SESSION_KEY_PREFIX", "session:")) + sid
+        return str(app.session_interface.engine.key_for(sid))  # type: ignore[attr-defined]
 
     @staticmethod
     def count_calls(app: Quart) -> CountingStore:
@@ -827,3 +868,232 @@ class SessionBehaviour:
         await store.save(key, b"\xff\x00 not a session", 60, None)
         assert await browser.text("/get/user") == "None"
         assert "corrupt" in caplog.text
+
+    # -- ids in a header (SESSION_ID_HEADER) -------------------------------------------
+    @pytest.fixture
+    def header_app(self, make_app: Callable[..., Quart]) -> Quart:
+        return make_app(SESSION_ID_HEADER="X-Session-Id")
+
+    async def test_a_header_client_keeps_its_session_without_cookies(
+        self, header_app: Quart
+    ) -> None:
+        client = HeaderClient(header_app)
+        response = await client.get("/set/user/alice")
+        assert client.last_header is not None and ID_PATTERN.fullmatch(client.last_header)
+        assert "Set-Cookie" not in response.headers
+        assert "X-Session-Id" in response.vary and "Cookie" not in response.vary
+        sid = client.value
+        for path, expected in (("/get/user", "'alice'"), ("/set/theme/dark", "ok")):
+            response = await client.get(path)
+            assert await response.get_data(as_text=True) == expected
+            assert "Set-Cookie" not in response.headers
+            assert "X-Session-Id" in response.vary
+            assert client.last_header is None  # the id it holds is unchanged
+        assert await client.text("/get/theme") == "'dark'"
+        assert client.value == sid
+
+    async def test_a_refreshing_read_sends_no_header(self, make_app: Callable[..., Quart]) -> None:
+        # Every read refreshes the expiry: the cookie is re-sent with a new
+        # Expires, a header id (which has none) is not.
+        app = make_app(SESSION_ID_HEADER="X-Session-Id", SESSION_REFRESH_AFTER=0)
+        client, browser = HeaderClient(app), Browser(app)
+        await client.text("/set/user/alice")
+        await browser.text("/set/user/alice")
+        assert await browser.text("/get/user") == "'alice'"
+        assert browser.last_set_cookie is not None
+        assert await client.text("/get/user") == "'alice'"
+        assert client.last_header is None
+
+    async def test_clear_logs_a_header_client_out_with_an_empty_header(
+        self, header_app: Quart
+    ) -> None:
+        client = HeaderClient(header_app)
+        await client.text("/set/user/alice")
+        old = client.value
+        response = await client.get("/clear")
+        assert response.headers.get("X-Session-Id") == ""
+        assert "Set-Cookie" not in response.headers
+        assert client.value == ""
+        assert await client.text("/get/user") == "None"
+        thief = HeaderClient(header_app)
+        thief.value = old
+        assert await thief.text("/get/user") == "None"
+
+    async def test_regenerate_gives_a_header_client_a_new_id(self, header_app: Quart) -> None:
+        client = HeaderClient(header_app)
+        await client.text("/set/user/alice")
+        old = client.value
+        await client.text("/regenerate")
+        assert client.last_header is not None and client.value not in ("", old)
+        assert await client.text("/get/user") == "'alice'"
+        thief = HeaderClient(header_app)
+        thief.value = old
+        assert await thief.text("/get/user") == "None"
+
+    async def test_the_header_wins_over_a_session_cookie(self, header_app: Quart) -> None:
+        browser, client = Browser(header_app), HeaderClient(header_app)
+        await browser.text("/set/user/alice")
+        await client.text("/set/user/bob")
+        cookie = {"Cookie": f"{browser.name}={browser.cookie}"}
+        response = await client.get("/get/user", cookie)
+        assert await response.get_data(as_text=True) == "'bob'"
+        assert "Set-Cookie" not in response.headers
+        # An empty header asks for a session in header mode: the cookie is not used.
+        newcomer = HeaderClient(header_app)
+        assert await newcomer.text("/get/user", cookie) == "None"
+        await newcomer.text("/set/user/carol", cookie)
+        assert newcomer.value not in ("", browser.cookie)
+        assert await browser.text("/get/user") == "'alice'"
+
+    async def test_without_the_header_requests_use_the_cookie_and_vary_on_both(
+        self, header_app: Quart
+    ) -> None:
+        browser = Browser(header_app)
+        response = await browser.get("/set/user/alice")
+        assert browser.cookie is not None and "X-Session-Id" not in response.headers
+        response = await browser.get("/get/user")
+        assert await response.get_data(as_text=True) == "'alice'"
+        assert "Cookie" in response.vary and "X-Session-Id" in response.vary
+
+    @pytest.mark.parametrize("value", ["short", "x" * 43 + "!", "../../etc/passwd", "A" * 44])
+    async def test_a_malformed_header_id_gives_a_fresh_session_without_a_store_call(
+        self, header_app: Quart, value: str
+    ) -> None:
+        browser = Browser(header_app)
+        await browser.text("/set/user/alice")
+        calls = self.count_calls(header_app)
+        client = HeaderClient(header_app)
+        client.value = value
+        cookie = {"Cookie": f"{browser.name}={browser.cookie}"}
+        assert await client.text("/get/user", cookie) == "None"
+        assert calls.calls == []
+
+    async def test_signed_header_ids(self, make_app: Callable[..., Quart]) -> None:
+        app = make_app(SESSION_ID_HEADER="X-Session-Id", SESSION_USE_SIGNER=True)
+        client = HeaderClient(app)
+        await client.text("/set/user/alice")
+        signed = client.value
+        sid = signed.split(".")[0]
+        assert "." in signed and ID_PATTERN.fullmatch(sid)
+        assert await client.text("/get/user") == "'alice'"
+        for forged in (sid, signed[:-2] + ("AA" if not signed.endswith("AA") else "BB")):
+            thief = HeaderClient(app)
+            thief.value = forged
+            assert await thief.text("/get/user") == "None"
+        await client.text("/regenerate")
+        assert "." in client.value and client.value.split(".")[0] != sid
+        assert await client.text("/get/user") == "'alice'"
+        if not QUART_HAS_KEY_FALLBACKS:
+            return
+        # A new key, the old one a fallback: the next read re-signs the id.
+        rotated = make_app(
+            SESSION_ID_HEADER="X-Session-Id",
+            SESSION_USE_SIGNER=True,
+            SECRET_KEY="new",
+            SECRET_KEY_FALLBACKS=["test-secret"],
+        )
+        rotated.session_interface.engine.store = app.session_interface.store  # type: ignore[attr-defined]
+        client.app, client.client = rotated, rotated.test_client(use_cookies=False)
+        before = client.value
+        assert await client.text("/get/user") == "'alice'"
+        assert client.last_header is not None and client.value != before
+        assert client.value.split(".")[0] == before.split(".")[0]
+        assert await client.text("/get/user") == "'alice'"
+        assert client.last_header is None
+
+    async def test_hijack_protection_pins_a_header_session(
+        self, make_app: Callable[..., Quart]
+    ) -> None:
+        app = make_app(SESSION_ID_HEADER="X-Session-Id", SESSION_HIJACK_PROTECTION=True)
+        owner = HeaderClient(app, address="10.0.0.1")
+        await owner.text("/set/user/alice")
+        assert await owner.text("/get/user") == "'alice'"
+        thief = HeaderClient(app, address="10.6.6.6")
+        thief.value = owner.value
+        assert await thief.text("/get/user") == "None"
+        assert await owner.text("/get/user") == "None"  # the pinned session was ended
+
+    async def test_a_websocket_with_the_header_uses_its_id(self, header_app: Quart) -> None:
+        client = HeaderClient(header_app)
+        await client.text("/set/user/alice")
+        async with client.websocket("/ws/get/user") as ws:
+            assert await ws.receive() == "'alice'"
+
+    # -- hashed ids at rest (SESSION_HASH_IDS) -------------------------------------------
+    @staticmethod
+    async def records_holding(all_records: AllRecords, *sids: str) -> list[bytes]:
+        """Every key and value in the store that holds one of *sids*; fails if
+        the store holds no session at all (the check would prove nothing)."""
+        found = await all_records()
+        assert any(b"alice" in value for _, value in found), found
+        return [
+            part for record in found for part in record if any(s.encode() in part for s in sids)
+        ]
+
+    async def test_no_key_or_value_in_the_store_holds_a_session_id(
+        self, app: Quart, all_records: AllRecords
+    ) -> None:
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        first = browser.sid
+        assert await self.records_holding(all_records, first) == []
+        # regenerate() leaves a marker at the old key naming the new record.
+        await browser.text("/regenerate")
+        second = browser.sid
+        assert second != first
+        assert await self.records_holding(all_records, first, second) == []
+        assert await browser.text("/get/user") == "'alice'"
+        await browser.text("/set/user/alice2")
+        assert await browser.text("/get/user") == "'alice2'"
+        thief = Browser(app)
+        thief.cookie = first
+        assert await thief.text("/get/user") == "None"
+
+    async def test_a_record_stored_under_the_raw_id_is_not_found(self, app: Quart) -> None:
+        interface = app.session_interface
+        assert isinstance(interface, ServerSideSessionInterface)
+        engine = interface.engine
+        victim = Browser(app)
+        await victim.text("/untouched")  # builds the store
+        sid = "B" * 43
+        raw_key = str(app.config.get("SESSION_KEY_PREFIX", "session:")) + sid
+        assert engine.key_for(sid) != raw_key
+        payload = engine.encode({"user": "alice"}, records.meta(True, None))
+        await engine.store.save(raw_key, payload, 60, None)
+        victim.cookie = sid
+        assert await victim.text("/get/user") == "None"
+        assert await engine.load(sid) is None
+
+    async def test_hash_ids_false_stores_under_the_raw_id(
+        self, make_app: Callable[..., Quart], read_raw: ReadRaw
+    ) -> None:
+        app = make_app(SESSION_HASH_IDS=False)
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        prefix = str(app.config.get("SESSION_KEY_PREFIX", "session:"))
+        raw = await read_raw(prefix + browser.sid)
+        assert raw is not None and b"alice" in raw
+        old = browser.sid
+        await browser.text("/regenerate")
+        assert holds_no_session(await read_raw(prefix + old))
+        assert await browser.text("/get/user") == "'alice'"
+
+    async def test_save_now_after_a_regenerate_elsewhere_keeps_saving_the_moved_session(
+        self, app: Quart
+    ) -> None:
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        async with browser.websocket("/ws/counter") as ws:
+            await ws.send("tick")
+            assert await ws.receive() == "1"
+            # Another request moves the session: the websocket's next save
+            # follows the marker (to a record it knows by name only), and the
+            # one after that saves there again.
+            await browser.text("/regenerate")
+            for expected in ("2", "3"):
+                await ws.send("tick")
+                assert await ws.receive() == expected
+            assert await browser.text("/get/count") == "3"
+        await anyio.sleep(0.1)
+        assert await browser.text("/get/count") == "3"
+        assert await browser.text("/get/user") == "'alice'"

@@ -71,7 +71,7 @@ class Served:
         return {"Cookie": f"{self.cookie_name}={sid}"}
 
     def key(self, sid: str) -> str:
-        return str(self.app.config.get("SESSION_KEY_PREFIX", "session:")) + sid
+        return str(self.app.session_interface.engine.key_for(sid))  # type: ignore[attr-defined]
 
 
 @asynccontextmanager

@@ -34,6 +34,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from quart import Quart
 
+from quart_session.ids import record_name
 from quart_session.records import is_marker
 
 from ..servers.processes import free_port, port_open, running
@@ -62,6 +63,7 @@ class RaceTarget:
     workers: int
     cookie_name: str = "session"
     key_prefix: str = "session:"
+    hash_ids: bool = True
     app: Quart | None = None  # only when served in-process
 
     def client(self) -> httpx.AsyncClient:
@@ -73,7 +75,7 @@ class RaceTarget:
         return {"Cookie": f"{self.cookie_name}={sid}"}
 
     def key(self, sid: str) -> str:
-        return self.key_prefix + sid
+        return self.key_prefix + record_name(sid, self.hash_ids)
 
 
 def holds_no_session(payload: bytes | None) -> bool:
@@ -88,6 +90,7 @@ def target_for(config: dict[str, Any], url: str, workers: int) -> RaceTarget:
         workers,
         cookie_name=str(config.get("SESSION_COOKIE_NAME", "session")),
         key_prefix=str(config.get("SESSION_KEY_PREFIX", "session:")),
+        hash_ids=bool(config.get("SESSION_HASH_IDS", True)),
     )
 
 

@@ -7,7 +7,7 @@ apart (compare-and-set). Every record has a time to live; stores without native
 expiry check it on read and offer ``purge_expired``.
 
 What a store can do beyond the abstract methods is declared by flags on its
-class (``can_take``, ``can_count``, ``needs_purge``), never discovered by
+class (``can_take``, ``can_count``, ``can_list``, ``needs_purge``), never discovered by
 calling and catching: the callers (engine, CLI) read the flags.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 Version = int | str | bytes
@@ -61,6 +62,9 @@ class Store(ABC):
     #: Whether ``count`` is offered (``quart session count``); memcached cannot
     #: list its keys.
     can_count: bool = False
+    #: Whether ``keys`` is offered (``quart session rotate`` rewrites every
+    #: record); memcached cannot list its keys.
+    can_list: bool = False
     #: Whether expired records stay in the backend until ``purge_expired``
     #: removes them (no native expiry, or one that lags): ``quart session
     #: cleanup`` runs only for these.
@@ -124,6 +128,14 @@ class Store(ABC):
         """How many live records the store holds whose key starts with *prefix*.
         Offered where ``can_count`` is true."""
         raise NotImplementedError(f"the {self.name} store cannot count its sessions")
+
+    def keys(self, prefix: str) -> AsyncIterator[str]:
+        """The keys of the records whose key starts with *prefix*, page by page:
+        every live one, and maybe expired ones not removed yet (a load finds
+        nothing there). A key may come twice if it is written meanwhile;
+        records created during the listing may be missed. Offered where
+        ``can_list`` is true."""
+        raise NotImplementedError(f"the {self.name} store cannot list its sessions")
 
     async def ping(self) -> None:
         """Prove the store is reachable (one cheap round trip)."""

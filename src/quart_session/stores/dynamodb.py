@@ -72,6 +72,7 @@ def _record(item: Item, *, refreshed: bool) -> Record:
 class DynamoDBStore(Store):
     name = "dynamodb"
     can_count = True
+    can_list = True
     needs_purge = True
 
     def __init__(
@@ -277,6 +278,22 @@ class DynamoDBStore(Store):
         ):
             total += int(page["Count"])
         return total
+
+    async def keys(self, prefix: str) -> AsyncIterator[str]:
+        condition = "#deadline > :now"
+        names = {"#deadline": "deadline", "#id": "id"}
+        values: dict[str, Any] = {":now": _now()}
+        if prefix:
+            condition += " AND begins_with(#id, :prefix)"
+            values[":prefix"] = {"S": prefix}
+        async for page in self._scan(
+            ProjectionExpression="#id",
+            FilterExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        ):
+            for item in page["Items"]:
+                yield item["id"]["S"]
 
     async def close(self) -> None:
         await self._owned.aclose()

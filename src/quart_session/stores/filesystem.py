@@ -35,7 +35,7 @@ import os
 import secrets
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -89,6 +89,7 @@ _Found = _Live | _Dead | None
 class FileSystemStore(Store):
     name = "filesystem"
     can_count = True
+    can_list = True
     needs_purge = True
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
@@ -296,6 +297,22 @@ class FileSystemStore(Store):
             )
 
         return await self._run(count)
+
+    async def keys(self, prefix: str) -> AsyncIterator[str]:
+        """Keys of the live records starting with *prefix* (read from the
+        files: their names are hashes); unusable files are skipped."""
+        wanted = prefix.encode()
+
+        def listed() -> list[str]:
+            self._ensure_ready()
+            return [
+                found.key.decode("utf-8", "surrogatepass")
+                for path in self._session_files()
+                if isinstance(found := self._inspect(path), _Live) and found.key.startswith(wanted)
+            ]
+
+        for key in await self._run(listed):
+            yield key
 
 
 def _parse(content: bytes, size: int) -> _Live | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from .base import Outcome, Record, SaveResult, Store, Version
@@ -20,6 +21,7 @@ class MemoryStore(Store):
     name = "memory"
     can_take = True
     can_count = True
+    can_list = True
     needs_purge = True
     refresh_is_free = True
 
@@ -80,6 +82,11 @@ class MemoryStore(Store):
     async def count(self, prefix: str) -> int:
         await self.purge_expired()
         return sum(1 for key in self._records if key.startswith(prefix))
+
+    async def keys(self, prefix: str) -> AsyncIterator[str]:
+        await self.purge_expired()
+        for key in [key for key in self._records if key.startswith(prefix)]:
+            yield key
 
 
 def from_settings(settings: Settings) -> MemoryStore:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,7 @@ def _record(found: Document | None, *, refreshed: bool) -> Record | None:
 class MongoDBStore(Store):
     name = "mongodb"
     can_count = True
+    can_list = True
     needs_purge = True
 
     def __init__(
@@ -170,6 +172,21 @@ class MongoDBStore(Store):
         if prefix:
             query["_id"] = {"$regex": "^" + re.escape(prefix)}
         return await sessions.count_documents(query)
+
+    async def keys(self, prefix: str) -> AsyncIterator[str]:
+        """Keys starting with *prefix*, expired ones the TTL monitor has not
+        removed yet included (no filter on the deadline: nx-27017 fails it on
+        a deadline written by ``$set``, and a load finds nothing there anyway)."""
+        sessions = await self._collection()
+        query: Document = {}
+        if prefix:
+            query["_id"] = {"$regex": "^" + re.escape(prefix)}
+        found = sessions.find(query, {"_id": 1})
+        try:
+            async for document in found:
+                yield document["_id"]
+        finally:  # also when the caller stops early: the server keeps open cursors
+            await found.close()
 
     async def ping(self) -> None:
         try:

@@ -66,6 +66,8 @@ if TYPE_CHECKING:
 
 MAX_ID_LENGTH = 255
 """Fits a primary key on every common database (MySQL's included)."""
+#: Row ids per statement when listing keys.
+LIST_PAGE = 500
 _HEAD_LENGTH = MAX_ID_LENGTH - 44  # room for "~" and a 43-character SHA-256
 
 
@@ -128,6 +130,7 @@ def _switch_to_wal(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry) ->
 class SQLAlchemyStore(Store):
     name = "sqlalchemy"
     can_count = True
+    can_list = True
     needs_purge = True
 
     def __init__(
@@ -307,6 +310,29 @@ class SQLAlchemyStore(Store):
                 select(func.count()).select_from(table).where(starts, table.c.expiry > utcnow())
             )
         return int(total or 0)
+
+    async def keys(self, prefix: str) -> AsyncIterator[str]:
+        """Keys of live rows starting with *prefix*, a page per statement (no
+        transaction stays open while the caller writes). Keys of 255
+        characters or more are stored hashed (``row_id``) and left out."""
+        table = self.table
+        starts = func.substr(table.c.id, 1, len(prefix)) == prefix
+        after = ""
+        while True:
+            page = (
+                select(table.c.id)
+                .where(starts, table.c.id > after, table.c.expiry > utcnow())
+                .order_by(table.c.id)
+                .limit(LIST_PAGE)
+            )
+            async with self._connect() as conn:
+                found = list((await conn.scalars(page)).all())
+            for key in found:
+                if len(key) < MAX_ID_LENGTH:
+                    yield key
+            if len(found) < LIST_PAGE:
+                return
+            after = found[-1]
 
     async def close(self) -> None:
         if self._owns_engine:

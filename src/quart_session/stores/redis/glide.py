@@ -6,6 +6,7 @@ GLIDE's ``invoke_script`` sends EVALSHA and loads the script itself on NOSCRIPT.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -102,6 +103,25 @@ class GlideDriver:
             keys.update(cast(list[bytes], answer[1]))
             if position == b"0":
                 return len(keys)
+
+    async def keys(self, pattern: bytes) -> AsyncIterator[bytes]:
+        client = await self._client()
+        if isinstance(client, GlideClusterClient):
+            cursor = ClusterScanCursor()  # type: ignore[no-untyped-call]
+            while not cursor.is_finished():
+                step = await client.scan(cursor, match=pattern, count=1000)
+                cursor = cast(ClusterScanCursor, step[0])
+                for key in cast(list[bytes], step[1]):
+                    yield key
+            return
+        position = b"0"
+        while True:
+            answer = await client.scan(position, match=pattern, count=1000)
+            position = cast(bytes, answer[0])
+            for key in cast(list[bytes], answer[1]):
+                yield key
+            if position == b"0":
+                return
 
     async def ping(self) -> None:
         client = await self._client()

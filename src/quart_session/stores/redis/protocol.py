@@ -14,6 +14,7 @@ version and writes payload and TTL atomically. A value without the header
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -70,6 +71,9 @@ class RedisDriver(Protocol):
     async def count(self, pattern: bytes) -> int:
         """How many keys match the SCAN *pattern* (on every cluster primary)."""
 
+    def keys(self, pattern: bytes) -> AsyncIterator[bytes]:
+        """The keys matching the SCAN *pattern* (on every cluster primary)."""
+
     async def ping(self) -> None: ...
 
     async def close(self) -> None:
@@ -112,6 +116,7 @@ class RedisStore(Store):
     name = "redis"
     can_take = True
     can_count = True
+    can_list = True
     refresh_is_free = True  # GETEX: the read and the refresh are one command
 
     def __init__(self, driver: RedisDriver) -> None:
@@ -146,6 +151,10 @@ class RedisStore(Store):
 
     async def count(self, prefix: str) -> int:
         return await self.driver.count(glob_escape(prefix) + b"*")
+
+    async def keys(self, prefix: str) -> AsyncIterator[str]:
+        async for key in self.driver.keys(glob_escape(prefix) + b"*"):
+            yield key.decode("utf-8", "replace")
 
     async def ping(self) -> None:
         await self.driver.ping()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 from redis.asyncio import Redis, RedisCluster
@@ -96,6 +97,11 @@ class RedisPyDriver:
         async for key in client.scan_iter(match=pattern, count=1000):
             keys.add(key)
         return len(keys)
+
+    async def keys(self, pattern: bytes) -> AsyncIterator[bytes]:
+        client = await self._client()
+        async for key in client.scan_iter(match=pattern, count=1000):
+            yield key
 
     async def ping(self) -> None:
         client = await self._client()
