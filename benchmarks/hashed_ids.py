@@ -17,10 +17,11 @@ import time
 import timeit
 from typing import Any
 
-from quart import Quart, session
+from quart import Quart
 
 from quart_session.ids import record_name
 
+from .memory_app import memory_app
 from .worker import AsgiClient
 
 ROUNDS = 15
@@ -28,27 +29,7 @@ SETTINGS = {"hashed": True, "raw": False}
 
 
 def build(hash_ids: bool) -> Quart:
-    from quart_session import Session
-
-    app = Quart(__name__)
-    app.config.update(SECRET_KEY="bench", SESSION_TYPE="memory", SESSION_HASH_IDS=hash_ids)
-
-    @app.get("/read")
-    async def read() -> str:
-        return str(session.get("user"))
-
-    @app.get("/write")
-    async def write() -> str:
-        session["n"] = session.get("n", 0) + 1
-        return "ok"
-
-    @app.get("/fill")
-    async def fill() -> str:
-        session["user"] = "alice"
-        return "ok"
-
-    Session(app)
-    return app
+    return memory_app(SESSION_HASH_IDS=hash_ids)
 
 
 async def main(n: int) -> None:

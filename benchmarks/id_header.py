@@ -27,8 +27,9 @@ import time
 import timeit
 from typing import Any
 
-from quart import Quart, Response, session
+from quart import Quart, Response
 
+from .memory_app import memory_app
 from .worker import AsgiClient
 
 HEADER = "X-Session-Id"
@@ -37,32 +38,7 @@ PATHS = ("/read", "/write")
 
 
 def build(id_header: str | None) -> Quart:
-    from quart_session import Session
-
-    app = Quart(__name__)
-    app.config.update(
-        SECRET_KEY="bench",
-        SESSION_TYPE="memory",
-        SESSION_ID_HEADER=id_header,
-        SESSION_REFRESH_AFTER=0,
-    )
-
-    @app.get("/read")
-    async def read() -> str:
-        return str(session.get("user"))
-
-    @app.get("/write")
-    async def write() -> str:
-        session["n"] = session.get("n", 0) + 1
-        return "ok"
-
-    @app.get("/fill")
-    async def fill() -> str:
-        session["user"] = "alice"
-        return "ok"
-
-    Session(app)
-    return app
+    return memory_app(SESSION_ID_HEADER=id_header, SESSION_REFRESH_AFTER=0)
 
 
 def with_header(scope: dict[str, Any], value: str) -> dict[str, Any]:
