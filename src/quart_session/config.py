@@ -39,6 +39,8 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_MAX_SIZE": 256 * 1024,
     # None: DEFAULT_REFRESH_AFTER, or a tenth of a shorter lifetime.
     "SESSION_REFRESH_AFTER": None,
+    # None: a session lives as long as it is used (the idle timeout only).
+    "SESSION_ABSOLUTE_LIFETIME": None,
     "SESSION_SERIALIZER": "json",
     "SESSION_BACKEND_TIMEOUT": 2.0,
     "SESSION_LEGACY_IDS": False,
@@ -103,10 +105,37 @@ def _refresh_after(value: Any, lifetime: int) -> int:
     return int(seconds)
 
 
+def _absolute_lifetime(value: Any, store_type: str) -> int | None:
+    """SESSION_ABSOLUTE_LIFETIME in whole seconds (None: off); at least one second."""
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise SessionConfigError(
+            f"SESSION_ABSOLUTE_LIFETIME must be None, seconds (int or float) or a timedelta, "
+            f"not {value!r}"
+        )
+    if not seconds >= 1:  # also refuses NaN
+        raise SessionConfigError(
+            f"SESSION_ABSOLUTE_LIFETIME must be at least one second, not {value!r}"
+        )
+    _check_lifetime("SESSION_ABSOLUTE_LIFETIME", seconds, store_type)
+    return int(seconds)
+
+
+def latest_deadline(store_type: str) -> int:
+    """The latest expiry (seconds since the epoch) both the store and a cookie
+    date can hold."""
+    return min(LATEST_COOKIE_DEADLINE, LATEST_DEADLINE.get(store_type, LATEST_COOKIE_DEADLINE))
+
+
 def _check_lifetime(key: str, seconds: float, store_type: str) -> None:
     """Refuse a lifetime whose deadline, counted from now, a cookie date or the
     store's expiry field cannot hold: the session would be lost, or every save fail."""
-    latest = min(LATEST_COOKIE_DEADLINE, LATEST_DEADLINE.get(store_type, LATEST_COOKIE_DEADLINE))
+    latest = latest_deadline(store_type)
     if time.time() + seconds > latest:
         until = datetime.fromtimestamp(latest, UTC).date().isoformat()
         raise SessionConfigError(
@@ -163,7 +192,8 @@ def _check_cookie_prefix(name: str, secure: bool, domain: str | None, path: str)
     if problems:
         prefix = name.split("-", 1)[0] + "-"
         raise SessionConfigError(
-            f"a cookie named {name!r} needs " + " and ".join(problems)
+            f"a cookie named {name!r} needs "
+            + " and ".join(problems)
             + f": browsers drop {prefix} cookies without it"
         )
 
@@ -289,6 +319,9 @@ class Settings:
     refresh_each_request: bool
     #: Seconds before a read refreshes the expiry again (SESSION_REFRESH_AFTER).
     refresh_after: int
+    #: Seconds a session lives after its creation or last regenerate(),
+    #: however active (SESSION_ABSOLUTE_LIFETIME), or None.
+    absolute_lifetime: int | None
     cookie_name: str
     cookie_domain: str | None
     cookie_path: str
@@ -393,6 +426,7 @@ class Settings:
             refresh_after=_refresh_after(
                 values["SESSION_REFRESH_AFTER"], int(lifetime.total_seconds())
             ),
+            absolute_lifetime=_absolute_lifetime(values["SESSION_ABSOLUTE_LIFETIME"], store_type),
             cookie_name=interface.get_cookie_name(app),
             cookie_domain=interface.get_cookie_domain(app),
             cookie_path=interface.get_cookie_path(app),

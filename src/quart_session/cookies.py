@@ -51,7 +51,6 @@ class SessionCookie:
 
     def __init__(self, settings: Settings) -> None:
         self.name = settings.cookie_name
-        self.lifetime = settings.lifetime
         self._attributes: dict[str, Any] = {
             "domain": settings.cookie_domain,
             "path": settings.cookie_path,
@@ -66,14 +65,15 @@ class SessionCookie:
     def read(self, request: BaseRequestWebsocket) -> str | None:
         return read_cookie(request, self.name)
 
-    def header(self, value: str, permanent: bool) -> str:
-        """The Set-Cookie header value for *value*.
+    def header(self, value: str, permanent: bool, ttl: int) -> str:
+        """The Set-Cookie header value for *value*, of a session that lives
+        *ttl* more seconds (a permanent one's Expires: never past that).
 
-        What Werkzeug's ``dump_cookie`` makes, but only once a second: the
-        attributes after the value change only when the Expires second does.
+        What Werkzeug's ``dump_cookie`` makes, but only when the Expires
+        second changes: the attributes after the value depend on nothing else.
         Session ids never need quoting (base64url, plus ``.`` when signed).
         """
-        expires = int(time.time()) + self.lifetime if permanent else None
+        expires = int(time.time()) + ttl if permanent else None
         cached = self._cached
         if cached is None or cached[0] != expires:
             header = dump_cookie(self.name, "", expires=expires, **self._attributes)

@@ -32,9 +32,10 @@ import anyio
 from . import records, signals
 from .calls import StoreCalls, send
 from .compat import legacy_meta
-from .config import Settings
+from .config import Settings, latest_deadline
 from .errors import SessionBackendError, SessionConfigError, SessionConflictError, SessionDataError
 from .ids import IdCodec, record_name
+from .lifetimes import CREATED, Lifetimes, refresh_due, whole_seconds
 from .locks import SessionTurns
 from .serializers import Serializer, dumps_bytes
 from .stores import build_store
@@ -94,6 +95,14 @@ class StoredSession:
     meta: dict[str, Any]
     #: Whether loading it reset its expiry (the cookie's Expires follows).
     refreshed: bool = False
+    #: Seconds it may live from the moment it was loaded or saved: its own or
+    #: the configured lifetime, cut short by its absolute end (a permanent
+    #: cookie's Expires is that far away). None where not worked out.
+    ttl: int | None = None
+    #: Loaded without the creation stamp an absolute lifetime counts from
+    #: (stored before SESSION_ABSOLUTE_LIFETIME was set): ``meta`` has it
+    #: now, and the session must be saved once to keep it.
+    stamped: bool = False
 
     @property
     def permanent(self) -> bool:
@@ -144,6 +153,9 @@ class SessionEngine:
         self.settings = settings
         self.calls = StoreCalls(settings.backend_timeout, self.sender)
         self.ids = IdCodec(settings.id_length, settings.secret_keys or None)
+        self.lifetimes = Lifetimes(
+            settings.lifetime, settings.absolute_lifetime, latest_deadline(settings.store_type)
+        )
         self._serializer = self._serializer or settings.serializer
 
     # -- the store ------------------------------------------------------------------
@@ -264,14 +276,13 @@ class SessionEngine:
         self, name: str, sid: str | None = None, *, refresh: bool = False
     ) -> StoredSession | None:
         """:meth:`load` of the record named *name* (session *sid*, if known)."""
-        store, settings = self.store, self.settings
-        record = await self.calls.run(
-            store,
-            store.load,
-            self._key(name),
-            settings.lifetime if refresh else None,
-            settings.refresh_after,
-        )
+        store, settings, key = self.store, self.settings, self._key(name)
+        # Where a refresh rides along with the read, the configured lifetime
+        # is refreshed in the same round trip (most sessions have no other);
+        # elsewhere the read reports the expiry, and a refresh waits until due.
+        free = store.refresh_is_free
+        refresh_ttl = settings.lifetime if refresh and free else None
+        record = await self.calls.run(store, store.load, key, refresh_ttl)
         if record is None or records.is_marker(record.payload):
             return None
         try:
@@ -279,9 +290,38 @@ class SessionEngine:
         except ValueError as error:
             logger.warning("Starting a fresh session: stored session is corrupt (%s)", error)
             return None
-        return StoredSession(
-            sid, name, record.version, record.payload, data, meta, record.refreshed
+        now = time.time()
+        stamped = settings.absolute_lifetime is not None and (
+            whole_seconds(meta.get(CREATED)) is None
         )
+        if stamped:
+            # Stored before the absolute lifetime was switched on: it counts from now.
+            meta = {**meta, CREATED: int(now)}
+        ttl = self.lifetimes.ttl(meta, now)
+        if ttl is None:
+            await self._expire(name, record.version, sid)
+            return None
+        refreshed = record.refreshed
+        if refresh:
+            if free:
+                due = ttl != settings.lifetime  # its own lifetime, or near its absolute end
+            else:
+                expires_at = record.expires_at
+                due = expires_at is None or refresh_due(
+                    expires_at - now, ttl, settings.refresh_after
+                )
+            if due:
+                if not await self.calls.run(store, store.expire, key, ttl):
+                    return None  # ended (logout) since the read
+                refreshed = True
+        return StoredSession(
+            sid, name, record.version, record.payload, data, meta, refreshed, ttl, stamped
+        )
+
+    async def _expire(self, name: str, version: Version | None, sid: str | None) -> None:
+        """End the session in record *name*: its absolute lifetime is over."""
+        await self._end(name, version, 0)
+        send(signals.session_expired, self.sender, sid=sid, reason="absolute")
 
     async def load_record(self, sid: str, refresh: int | None = None) -> Record | None:
         """The raw record of session *sid* (a marker included), or None; with
@@ -306,18 +346,26 @@ class SessionEngine:
     # -- creating -------------------------------------------------------------------
     async def create(self, data: dict[str, Any], meta: dict[str, Any]) -> StoredSession:
         """Store a new session under a fresh id (*data* becomes its data)."""
+        meta, ttl = self._born(meta)
         payload = self.encode(data, meta)
-        sid, version = await self._create_record(payload)
+        sid, version = await self._create_record(payload, ttl)
         send(signals.session_created, self.sender, sid=sid)
-        return StoredSession(sid, self.name_of(sid), version, payload, data, meta)
+        return StoredSession(sid, self.name_of(sid), version, payload, data, meta, ttl=ttl)
 
-    async def _create_record(self, payload: bytes) -> tuple[str, Version]:
+    def _born(self, meta: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """*meta* of a session created (or regenerated) now, and its time to live."""
+        created = int(time.time())
+        meta = {**meta, CREATED: created}
+        # Counted from the stamp itself: a fresh session has its whole lifetime.
+        ttl = self.lifetimes.ttl(meta, created)
+        assert ttl is not None  # SESSION_ABSOLUTE_LIFETIME is at least a second
+        return meta, ttl
+
+    async def _create_record(self, payload: bytes, ttl: int) -> tuple[str, Version]:
         store = self.store
         for _ in range(MAX_CREATE_ATTEMPTS):
             sid = self.ids.new()
-            result = await self.calls.run(
-                store, store.save, self.key_for(sid), payload, self.settings.lifetime, None
-            )
+            result = await self.calls.run(store, store.save, self.key_for(sid), payload, ttl, None)
             if not isinstance(result, Outcome):
                 return sid, result
         raise SessionBackendError(
@@ -357,32 +405,37 @@ class SessionEngine:
         payload: bytes,
         latest: Record | None,
     ) -> tuple[Written, StoredSession | None]:
-        store, lifetime = self.store, self.settings.lifetime
+        store = self.store
         sid, name, expected = loaded.sid, loaded.name, loaded.version
         # Saved by this process since this request loaded it: merge onto that
         # now rather than lose a compare-and-set against it first.
         current = latest if latest is not None and latest.version != expected else None
-        changes: records.Changes | None = None
-        merged = data  # until a merge makes other data
+        changes: tuple[records.Changes, records.Changes] | None = None
+        merged, merged_meta = data, meta  # until a merge makes others
         give_up_at = 0.0
         moves = 0
         for attempt in range(1, MAX_SAVE_ATTEMPTS + 1):
             if current is not None:
                 if changes is None:
-                    changes = records.diff(self._data_of(loaded.payload), data)
-                merged = records.merge(changes, self._data_of(current.payload))
-                payload = self.encode(merged, meta)
+                    changes = self._changes(loaded.payload, data, meta)
+                merged, merged_meta = self._merged(changes, current.payload)
+                payload = self.encode(merged, merged_meta)
                 expected = current.version
                 send(signals.session_conflict_merged, self.sender, sid=sid, attempt=attempt)
+            ttl = self.lifetimes.ttl(merged_meta, time.time())
+            if ttl is None:  # its absolute lifetime ended while the request ran
+                await self._expire(name, expected, sid)
+                return Written.GONE, None
             result = await self.calls.run(
-                store, store.save, self._key(name), payload, lifetime, expected
+                store, store.save, self._key(name), payload, ttl, expected
             )
             if result is Outcome.GONE:
                 return Written.GONE, None
             if not isinstance(result, Outcome):
                 send(signals.session_saved, self.sender, sid=sid)
                 written = Written.MOVED if name != loaded.name else Written.SAVED
-                return written, StoredSession(sid, name, result, payload, merged, meta)
+                stored = StoredSession(sid, name, result, payload, merged, merged_meta, ttl=ttl)
+                return written, stored
             current = await self._load_record(name)
             target = None if current is None else records.moved_to(current.payload)
             if target is not None and moves < MAX_MOVES:
@@ -407,12 +460,27 @@ class SessionEngine:
             f"{self.settings.backend_timeout:g}s all lost to concurrent writes of the same session"
         )
 
-    def _data_of(self, payload: bytes) -> dict[str, Any]:
-        """The data of a newer record to merge onto ({} if it is corrupt)."""
+    def _parts_of(self, payload: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(data, meta) of a record to merge with (empty if it is corrupt)."""
         try:
-            return self.decode(payload)[0]
+            return self.decode(payload)
         except ValueError:
-            return {}
+            return {}, {}
+
+    def _changes(
+        self, loaded: bytes, data: dict[str, Any], meta: dict[str, Any]
+    ) -> tuple[records.Changes, records.Changes]:
+        """What a request that loaded the record *loaded* changed in its data
+        and in its metadata (e.g. ``session.lifetime``): both merge by key."""
+        base_data, base_meta = self._parts_of(loaded)
+        return records.diff(base_data, data), records.diff(base_meta, meta)
+
+    def _merged(
+        self, changes: tuple[records.Changes, records.Changes], newer: bytes
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """*changes* applied on top of the newer record *newer*."""
+        their_data, their_meta = self._parts_of(newer)
+        return records.merge(changes[0], their_data), records.merge(changes[1], their_meta)
 
     # -- ending and moving ----------------------------------------------------------
     async def end(self, sid: str, version: Version | None = None) -> None:
@@ -484,15 +552,19 @@ class SessionEngine:
         meanwhile: logout wins. Without *leave_marker* the old key is deleted
         rather than left naming the new id (for callers that know no request
         can still act on the old record).
+
+        The absolute lifetime counts from now (a login); the session's own
+        lifetime stays.
         """
         store, lifetime = self.store, self.settings.lifetime
         from_key = self._key(loaded.name)
+        meta, ttl = self._born(meta)
         payload = self.encode(data, meta)
-        sid, version = await self._create_record(payload)
+        sid, version = await self._create_record(payload, ttl)
         name, key = self.name_of(sid), self.key_for(sid)
-        merged = data  # until a merge makes other data
+        merged, merged_meta = data, meta  # until a merge makes others
         expected = loaded.version
-        changes: records.Changes | None = None
+        changes: tuple[records.Changes, records.Changes] | None = None
         for _ in range(MAX_SAVE_ATTEMPTS):
             result = await self.calls.run(
                 store, store.save, from_key, records.moved(name), lifetime, expected
@@ -502,7 +574,7 @@ class SessionEngine:
                     await self.calls.run(store, store.delete, from_key)
                 send(signals.session_created, self.sender, sid=sid)
                 send(signals.session_regenerated, self.sender, old_sid=loaded.sid, sid=sid)
-                return StoredSession(sid, name, version, payload, merged, meta)
+                return StoredSession(sid, name, version, payload, merged, merged_meta, ttl=ttl)
             current = None
             if result is Outcome.CONFLICT:
                 current = await self.calls.run(store, store.load, from_key)
@@ -511,10 +583,12 @@ class SessionEngine:
                 return None
             # Another request saved the old record meanwhile: carry its changes over.
             if changes is None:
-                changes = records.diff(self._data_of(loaded.payload), data)
-            merged = records.merge(changes, self._data_of(current.payload))
-            payload = self.encode(merged, meta)
-            rewritten = await self.calls.run(store, store.save, key, payload, lifetime, version)
+                changes = self._changes(loaded.payload, data, meta)
+            merged, merged_meta = self._merged(changes, current.payload)
+            # Their lifetime may differ; the new stamp is this move's own.
+            ttl = self.lifetimes.ttl(merged_meta, meta[CREATED]) or ttl
+            payload = self.encode(merged, merged_meta)
+            rewritten = await self.calls.run(store, store.save, key, payload, ttl, version)
             if isinstance(rewritten, Outcome):  # nobody else knows the new id yet
                 raise SessionBackendError(
                     store.name, store.address, "a session under a fresh id changed unexpectedly"

@@ -233,7 +233,8 @@ class ServerSideSessionInterface(SessionInterface):
         if action is IdAction.SET:
             assert session.sid is not None
             value = self.ids.to_cookie(session.sid)
-            transport.send(request, response, value, session.permanent)
+            ttl = self.settings.lifetime if session.ttl is None else session.ttl
+            transport.send(request, response, value, session.permanent, ttl)
         elif action is IdAction.DELETE:
             transport.delete(response)
 

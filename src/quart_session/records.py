@@ -30,6 +30,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .lifetimes import CREATED, LIFETIME
+
 #: How every marker payload starts.
 PREFIX = b"\x00quart-session:"
 _MOVED = PREFIX + b"moved:"
@@ -63,13 +65,24 @@ META_KEY = "_qs"
 PERMANENT = "p"
 #: In the metadata: the client address the session is pinned to.
 ADDRESS = "a"
+# Also in the metadata: when it was created or last regenerated (CREATED),
+# and its own lifetime (LIFETIME): see ``lifetimes``.
 
 
-def meta(permanent: bool, address: str | None) -> dict[str, Any]:
+def meta(
+    permanent: bool,
+    address: str | None,
+    created: int | None = None,
+    lifetime: int | None = None,
+) -> dict[str, Any]:
     """A session's metadata."""
     found: dict[str, Any] = {PERMANENT: permanent}
     if address is not None:
         found[ADDRESS] = address
+    if created is not None:
+        found[CREATED] = created
+    if lifetime is not None:
+        found[LIFETIME] = lifetime
     return found
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from quart.sessions import SessionMixin
@@ -17,6 +18,7 @@ from quart.sessions import SessionMixin
 from . import records
 from .engine import Basis, SessionEngine, StoredSession, Written
 from .errors import SessionNotLoadedError
+from .lifetimes import CREATED, LIFETIME, lifetime_seconds, whole_seconds
 from .stores.base import Version
 
 if TYPE_CHECKING:
@@ -73,6 +75,13 @@ class ServerSideSession(dict[str, Any], SessionMixin):
     refreshed = False
     #: Whether the cookie must be re-sent anyway (signed with an old key).
     resend_cookie = False
+    #: When it was created or last regenerated (seconds since the epoch), once stored.
+    created_at: int | None = None
+    #: Its own lifetime in seconds, None for the configured one.
+    _lifetime: int | None = None
+    #: Seconds it may live from when it was loaded or last saved (the cookie's
+    #: Expires), None until the store has it.
+    ttl: int | None = None
 
     def __init__(
         self,
@@ -205,6 +214,28 @@ class ServerSideSession(dict[str, Any], SessionMixin):
             self._written()
             self._permanent = bool(value)
 
+    @property
+    def lifetime(self) -> timedelta | None:
+        """This session's own lifetime ("remember me"), or None for
+        ``PERMANENT_SESSION_LIFETIME``.
+
+        Set it to a positive ``timedelta`` or number of seconds in any view
+        (e.g. ``session.lifetime = timedelta(days=30)`` at login): from that
+        response on, the store's expiry and a permanent session's cookie
+        follow it, sliding refresh keeps it, ``regenerate()`` keeps it, and
+        ``SESSION_ABSOLUTE_LIFETIME`` still bounds it. ValueError for zero,
+        negative or non-numeric values.
+        """
+        own = self._lifetime
+        return None if own is None else timedelta(seconds=own)
+
+    @lifetime.setter
+    def lifetime(self, value: timedelta | float | None) -> None:
+        seconds = lifetime_seconds(value)
+        if seconds != self._lifetime:
+            self._written()
+            self._lifetime = seconds
+
     def dirty(self) -> None:
         """Mark the session for saving (needed for new sessions with
         ``SESSION_EXPLICIT``)."""
@@ -230,11 +261,21 @@ class ServerSideSession(dict[str, Any], SessionMixin):
         )
         if stored.refreshed:
             session.refreshed = True
+        session._stand_for(stored)
+        if stored.stamped:
+            session.modified = True  # keep the creation stamp it was just given
         return session
+
+    def _stand_for(self, stored: StoredSession) -> None:
+        """Take the lifetimes of *stored*."""
+        meta = stored.meta
+        self.created_at = whole_seconds(meta.get(CREATED))
+        self._lifetime = whole_seconds(meta.get(LIFETIME))
+        self.ttl = stored.ttl
 
     def meta(self) -> dict[str, Any]:
         """The metadata stored beside the data."""
-        return records.meta(self._permanent, self.client_address)
+        return records.meta(self._permanent, self.client_address, self.created_at, self._lifetime)
 
     def basis(self) -> Basis:
         """The record this session's changes apply to."""
@@ -251,6 +292,7 @@ class ServerSideSession(dict[str, Any], SessionMixin):
             super().update(stored.data)
         self.sid, self.name = stored.sid, stored.name
         self.version, self.loaded_payload = stored.version, stored.payload
+        self._stand_for(stored)
 
     async def persist(
         self, engine: SessionEngine, *, explicit: bool, can_create: bool = True
@@ -297,6 +339,7 @@ class ServerSideSession(dict[str, Any], SessionMixin):
         if not keep_data:
             super().clear()
         self.sid = self.name = self.version = self.loaded_payload = None
+        self.created_at = self.ttl = None
         self.new = True
         self.cleared = False
 
@@ -339,6 +382,7 @@ class UnavailableSession(ServerSideSession):
     keys = values = items = copy = _fail
     __setitem__ = __delitem__ = setdefault = pop = popitem = update = clear = _fail
     dirty = _fail
+    lifetime = property(_fail, _fail)
 
 
 class RefusedSession(UnavailableSession):

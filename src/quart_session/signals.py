@@ -29,6 +29,12 @@ session_regenerated = _signals.signal("quart-session.regenerated")
 #: A session was used from another client address and was deleted.
 #: Keywords: ``sid``, ``expected``, ``actual``.
 session_hijack_detected = _signals.signal("quart-session.hijack-detected")
+#: A session reached the end of its absolute lifetime
+#: (SESSION_ABSOLUTE_LIFETIME) and was deleted; the request that found it
+#: continues with a fresh session. Keywords: ``sid`` (None when found by a
+#: save, which knows the record but not always the id), ``reason``
+#: (``"absolute"``).
+session_expired = _signals.signal("quart-session.expired")
 #: The store failed. Keyword: ``error`` (a SessionBackendError).
 session_store_error = _signals.signal("quart-session.store-error")
 

@@ -58,7 +58,12 @@ class IdTransport(Protocol):
         """Name what the response depended on in ``Vary``."""
 
     def send(
-        self, request: BaseRequestWebsocket, response: Response, value: str, permanent: bool
+        self,
+        request: BaseRequestWebsocket,
+        response: Response,
+        value: str,
+        permanent: bool,
+        ttl: int,
     ) -> None:
         """Give the client of *request* *value*, the id as it must present it."""
 
@@ -83,10 +88,15 @@ class CookieTransport:
         add_vary(response, self._vary_names)
 
     def send(
-        self, request: BaseRequestWebsocket, response: Response, value: str, permanent: bool
+        self,
+        request: BaseRequestWebsocket,
+        response: Response,
+        value: str,
+        permanent: bool,
+        ttl: int,
     ) -> None:
         # Also when unchanged: the cookie's Expires moves with every write.
-        response.headers.add("Set-Cookie", self.cookie.header(value, permanent))
+        response.headers.add("Set-Cookie", self.cookie.header(value, permanent, ttl))
 
     def delete(self, response: Response) -> None:
         self.cookie.delete(response)
@@ -114,7 +124,12 @@ class HeaderTransport:
         add_vary(response, self.name)
 
     def send(
-        self, request: BaseRequestWebsocket, response: Response, value: str, permanent: bool
+        self,
+        request: BaseRequestWebsocket,
+        response: Response,
+        value: str,
+        permanent: bool,
+        ttl: int,
     ) -> None:
         # Only a new or changed id (created, regenerated, re-signed): the
         # client already holds the one it sent.

@@ -62,14 +62,17 @@ def test_the_cached_header_equals_dump_cookie(
 ) -> None:
     session_settings = settings_for(**config)
     cookie = SessionCookie(session_settings)
-    # The second value of each second comes from the cache; a new second renews it.
-    for now, value in (
-        (1_800_000_000.25, "a" * 43),
-        (1_800_000_000.75, "b" * 43 + ".sig-nature_"),
-        (1_800_000_007.5, "c" * 43),
+    # The second value of each second comes from the cache; a new second renews
+    # it, and so does another lifetime in the same second (session.lifetime).
+    lifetime = session_settings.lifetime
+    for now, value, ttl in (
+        (1_800_000_000.25, "a" * 43, lifetime),
+        (1_800_000_000.75, "b" * 43 + ".sig-nature_", lifetime),
+        (1_800_000_000.8, "d" * 43, 30 * 86400),
+        (1_800_000_007.5, "c" * 43, lifetime),
     ):
         monkeypatch.setattr("quart_session.cookies.time.time", lambda now=now: now)
-        expires = int(now) + session_settings.lifetime if permanent else None
+        expires = int(now) + ttl if permanent else None
         expected = dump_cookie(
             session_settings.cookie_name,
             value,
@@ -81,4 +84,4 @@ def test_the_cached_header_equals_dump_cookie(
             samesite=session_settings.cookie_samesite,
             partitioned=session_settings.cookie_partitioned,
         )
-        assert cookie.header(value, permanent) == expected
+        assert cookie.header(value, permanent, ttl) == expected

@@ -1,0 +1,91 @@
+"""How long a session lives: idle, absolute and per-session lifetimes, and
+when a read is due to refresh a store's expiry. Pure functions; the engine
+applies them.
+
+A session's time to live, whenever one is set (create, save, refresh), is its
+own lifetime (``session.lifetime``) or the configured one
+(``PERMANENT_SESSION_LIFETIME``), cut short by its absolute end
+(``SESSION_ABSOLUTE_LIFETIME`` after it was created or last regenerated), so
+that neither the store's expiry nor the cookie's Expires ever reaches past
+that end.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+#: In a record's metadata: when the session was created or last regenerated
+#: (seconds since the epoch, whole): where its absolute lifetime counts from.
+CREATED = "c"
+#: In a record's metadata: the session's own lifetime in seconds (absent: the
+#: configured one).
+LIFETIME = "l"
+
+
+def lifetime_seconds(value: Any) -> int | None:
+    """``session.lifetime`` as whole seconds (fractions rounded up), or None
+    for the configured lifetime; ValueError for anything else."""
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise ValueError(
+            f"session.lifetime must be None, a timedelta or a number of seconds, not {value!r}"
+        )
+    if not seconds > 0 or math.isinf(seconds):  # also refuses NaN
+        raise ValueError(f"session.lifetime must be positive and finite, not {value!r}")
+    return math.ceil(seconds)
+
+
+def whole_seconds(value: Any) -> int | None:
+    """A number the metadata holds as whole seconds, or None if it holds
+    something else (not written by us)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return int(value)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Lifetimes:
+    """The configured lifetimes, in seconds."""
+
+    #: PERMANENT_SESSION_LIFETIME: the idle timeout with sliding expiry.
+    idle: int
+    #: SESSION_ABSOLUTE_LIFETIME, or None.
+    absolute: int | None
+    #: The latest expiry (seconds since the epoch) the store and a cookie
+    #: date can hold.
+    latest: int
+
+    def ttl(self, meta: Mapping[str, Any], now: float) -> int | None:
+        """Seconds session *meta* may live from *now*; None once less than a
+        second of its absolute lifetime is left (it has ended)."""
+        own = meta.get(LIFETIME)
+        if own is None and self.absolute is None:
+            return self.idle  # the common case (checked against `latest` when configured)
+        own = whole_seconds(own)
+        ttl = own if own is not None and own > 0 else self.idle
+        ttl = min(ttl, int(self.latest - now))
+        if self.absolute is not None:
+            created = whole_seconds(meta.get(CREATED))
+            if created is not None:
+                left = math.floor(created + self.absolute - now)
+                if left < 1:
+                    return None
+                ttl = min(ttl, left)
+        return ttl
+
+
+def refresh_due(remaining: float, ttl: int, refresh_after: int) -> bool:
+    """Whether a read must reset an expiry *remaining* seconds away to *ttl*,
+    where a refresh is a write: once *refresh_after* seconds have passed since
+    it was set, or when it reaches past *ttl* (saved under a longer lifetime,
+    shortened since; one second of slack for rounding)."""
+    return remaining <= ttl - refresh_after or remaining > ttl + 1
