@@ -31,6 +31,11 @@ class Record:
     #: Whether the load that returned it reset its time to live (sliding
     #: expiry): the cookie's Expires is re-sent only then. Not part of equality.
     refreshed: bool = field(default=False, compare=False)
+    #: When the record expires (seconds since the epoch), as a load read it
+    #: with the record: reported by the stores whose refresh is a write (the
+    #: engine decides from it whether a refresh is due); None elsewhere. Not
+    #: part of equality.
+    expires_at: float | None = field(default=None, compare=False)
 
 
 class Outcome(enum.Enum):
@@ -70,9 +75,10 @@ class Store(ABC):
     #: cleanup`` runs only for these.
     needs_purge: bool = False
     #: Whether resetting a record's time to live rides along with a read at no
-    #: cost (Redis GETEX, memcached gat, a dict): such a store refreshes on every
-    #: load asked to and ignores *refresh_after*. Where a refresh is a write
-    #: (SQL, MongoDB, DynamoDB, files), the store honours *refresh_after*.
+    #: cost (Redis GETEX, memcached mg T, a dict). Where a refresh is a write
+    #: (SQL, MongoDB, DynamoDB, files), loads report ``Record.expires_at``
+    #: instead, and the engine calls ``expire`` only once a refresh is due
+    #: (``SESSION_REFRESH_AFTER``).
     refresh_is_free: bool = False
 
     @property
@@ -81,19 +87,21 @@ class Store(ABC):
         return "local"
 
     @abstractmethod
-    async def load(
-        self, key: str, refresh_ttl: int | None = None, refresh_after: int = 0
-    ) -> Record | None:
+    async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
         """Return the live record at *key*, or None if absent or expired.
 
         With *refresh_ttl* the record's time to live is reset to that many
-        seconds (sliding expiry), without rewriting its payload or version —
-        unless it was set less than *refresh_after* seconds ago (between
-        ``refresh_ttl - refresh_after`` and ``refresh_ttl`` seconds remain) and
-        the refresh would cost a write: then the load stays a pure read. A
-        record with more than *refresh_ttl* seconds left (saved under a longer
-        lifetime) is always reset, so a shortened lifetime applies to it too.
-        ``Record.refreshed`` says whether the time to live was reset.
+        seconds (sliding expiry) without rewriting its payload or version, in
+        the same round trip where ``refresh_is_free`` (otherwise as a second
+        statement), and ``Record.refreshed`` is true. Stores whose refresh is
+        not free report ``Record.expires_at``.
+        """
+
+    @abstractmethod
+    async def expire(self, key: str, ttl: int) -> bool:
+        """Reset the time to live of the live record at *key* to *ttl* seconds
+        from now, payload and version untouched (a session with a lifetime of
+        its own, or near its absolute end). False if there is no live record.
         """
 
     @abstractmethod
