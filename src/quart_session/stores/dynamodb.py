@@ -9,11 +9,11 @@ day or two, so every read and write checks ``deadline``.
 Every operation is one request, bar a load that refreshes: compare-and-set
 is a ``PutItem`` with a ``ConditionExpression`` that also returns the old item
 when it fails (telling a newer version from a deletion), and a load is a
-consistent ``GetItem``. Sliding expiry costs a write, so a load asked to
-refresh adds a conditional ``UpdateItem`` of the deadline only once
-*refresh_after* has passed since the last one. The table (on-demand billing)
-and its TTL setting are created on first use if missing; on AWS that takes
-seconds, so create the table beforehand or allow for it in
+consistent ``GetItem``, which reports the deadline (``Record.expires_at``).
+Sliding expiry costs a write: ``expire`` is a conditional ``UpdateItem`` of the
+deadline of a live item, and a load asked to refresh adds one. The table
+(on-demand billing) and its TTL setting are created on first use if missing;
+on AWS that takes seconds, so create the table beforehand or allow for it in
 ``SESSION_BACKEND_TIMEOUT`` on first start.
 Items are limited to 400 KB by DynamoDB.
 """
@@ -25,6 +25,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, suppress
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import aioboto3
@@ -54,19 +55,9 @@ def _is_live(item: Item) -> bool:
     return "deadline" in item and int(item["deadline"]["N"]) > time.time() * 1000
 
 
-def _due(item: Item, ttl: int, fresh_for: int) -> bool:
-    """Whether the live *item* has *fresh_for* seconds or less left, or more
-    than *ttl* (saved under a longer lifetime), so a load asked to refresh it
-    writes."""
-    # ``deadline`` (epoch milliseconds, truncated), not the whole seconds of
-    # ``expiry`` (rounded up, for DynamoDB's TTL): the rule holds to 1 ms and
-    # errs towards refreshing early.
-    now = time.time()
-    return not (now + fresh_for) * 1000 < int(item["deadline"]["N"]) <= (now + ttl) * 1000
-
-
-def _record(item: Item, *, refreshed: bool) -> Record:
-    return Record(bytes(item["data"]["B"]), int(item["version"]["N"]), refreshed)
+def _expires_at(deadline: dict[str, str]) -> float:
+    """A ``deadline`` value (epoch milliseconds) in seconds since the epoch."""
+    return int(deadline["N"]) / 1000
 
 
 class DynamoDBStore(Store):
@@ -156,34 +147,44 @@ class DynamoDBStore(Store):
     def _key(self, key: str) -> dict[str, Any]:
         return {"TableName": self._table, "Key": {"id": {"S": key}}}
 
-    def _refresh(self, key: str, ttl: int) -> dict[str, Any]:
-        """An UpdateItem request giving the live record at *key* a new lifetime."""
-        return {
-            **self._key(key),
-            "UpdateExpression": "SET #deadline = :deadline, #expiry = :expiry",
-            # A missing item has no deadline, so this also requires it to exist.
-            "ConditionExpression": "#deadline > :now",
-            "ExpressionAttributeNames": {"#deadline": "deadline", "#expiry": "expiry"},
-            "ExpressionAttributeValues": {**_lifetime(ttl), ":now": _now()},
-        }
-
-    async def load(
-        self, key: str, refresh_ttl: int | None = None, refresh_after: int = 0
-    ) -> Record | None:
+    async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
         client = await self._ready()
         reply = await client.get_item(**self._key(key), ConsistentRead=True)
         item: Item | None = reply.get("Item")
         if item is None or not _is_live(item):
             return None
-        if refresh_ttl is None or not _due(item, refresh_ttl, refresh_ttl - refresh_after):
-            return _record(item, refreshed=False)
+        record = Record(
+            bytes(item["data"]["B"]),
+            int(item["version"]["N"]),
+            expires_at=_expires_at(item["deadline"]),
+        )
+        if refresh_ttl is None:
+            return record
+        lifetime = _lifetime(refresh_ttl)
+        if not await self._move_deadline(client, key, lifetime):
+            return None  # deleted or expired since the read
+        return replace(record, refreshed=True, expires_at=_expires_at(lifetime[":deadline"]))
+
+    async def expire(self, key: str, ttl: int) -> bool:
+        return await self._move_deadline(await self._ready(), key, _lifetime(ttl))
+
+    async def _move_deadline(
+        self, client: Any, key: str, lifetime: dict[str, dict[str, str]]
+    ) -> bool:
+        """Give the live record at *key* a new *lifetime* (deadline and TTL
+        attribute), nothing else; whether there was one."""
         try:
-            reply = await client.update_item(
-                **self._refresh(key, refresh_ttl), ReturnValues="ALL_NEW"
+            await client.update_item(
+                **self._key(key),
+                UpdateExpression="SET #deadline = :deadline, #expiry = :expiry",
+                # A missing item has no deadline, so this also requires it to exist.
+                ConditionExpression="#deadline > :now",
+                ExpressionAttributeNames={"#deadline": "deadline", "#expiry": "expiry"},
+                ExpressionAttributeValues={**lifetime, ":now": _now()},
             )
         except client.exceptions.ConditionalCheckFailedException:
-            return None  # deleted or expired since the read
-        return _record(reply["Attributes"], refreshed=True)
+            return False
+        return True
 
     async def save(
         self, key: str, payload: bytes, ttl: int, expected: Version | None

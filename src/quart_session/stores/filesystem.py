@@ -3,8 +3,10 @@
 Safe for several worker processes sharing the folder:
 
 * a file's modification time *is* its expiry deadline, so sliding expiry is a
-  single ``utime`` and never rewrites the data; a load reads that deadline
-  with the file and calls ``utime`` only once *refresh_after* has passed;
+  single ``utime`` and never rewrites the data; a load reports that deadline
+  (``Record.expires_at``), and ``expire`` (or a load asked to refresh) sets
+  it on the very file it read and checked, taking no lock: a save or delete
+  landing meanwhile replaced or unlinked that file, as if it came just after;
 * writes go to a temporary file that is synced and renamed over the old one, so
   readers never see half a record and take no lock;
 * compare-and-set and delete hold an exclusive ``flock`` on one of 256 stripe
@@ -72,6 +74,8 @@ class _Live:
     key: bytes
     version: str
     payload: bytes
+    #: Its deadline (seconds since the epoch), as read or as reset.
+    expires_at: float
     #: Whether reading it reset its deadline.
     refreshed: bool = False
 
@@ -156,12 +160,9 @@ class FileSystemStore(Store):
         finally:
             os.close(fd)  # closing releases the lock
 
-    def _inspect(
-        self, path: Path, refresh_ttl: int | None = None, refresh_after: int = 0
-    ) -> _Found:
+    def _inspect(self, path: Path, refresh_ttl: int | None = None) -> _Found:
         """What the file at *path* holds; a live one gets *refresh_ttl* more
-        seconds, set on the very file that was read, unless more than
-        ``refresh_ttl - refresh_after`` seconds are left."""
+        seconds, set on the very file that was read."""
         try:
             fd = os.open(path, _READ_FLAGS)
         except FileNotFoundError:
@@ -177,21 +178,19 @@ class FileSystemStore(Store):
             now = time.time()
             if info.st_mtime <= now:
                 return _Dead.EXPIRED
-            found = _parse(os.read(fd, info.st_size), info.st_size)
+            # The deadline is kept at the folder's timestamp resolution (ns on
+            # ext4/xfs/tmpfs, 2 s on FAT), truncated: a coarse one makes a file
+            # look older, so the engine refreshes it that much early, never late.
+            found = _parse(os.read(fd, info.st_size), info.st_size, info.st_mtime)
             if found is None:
                 return _ignore(path, "corrupt or truncated")
             if hashlib.sha256(found.key).hexdigest() != path.name:
                 return _ignore(path, "holds the record of another key")
-            # The deadline is kept at the folder's timestamp resolution (ns on
-            # ext4/xfs/tmpfs, 2 s on FAT), truncated: a coarse one makes a file
-            # look older, so it is refreshed that much early, never late.
-            # More than refresh_ttl left: saved under a longer lifetime; shorten it.
-            left = info.st_mtime - now
-            if refresh_ttl is not None and not refresh_ttl - refresh_after < left <= refresh_ttl:
-                deadline = now + refresh_ttl
-                os.utime(fd, (deadline, deadline))
-                return replace(found, refreshed=True)
-            return found
+            if refresh_ttl is None:
+                return found
+            deadline = now + refresh_ttl
+            os.utime(fd, (deadline, deadline))
+            return replace(found, expires_at=deadline, refreshed=True)
         finally:
             os.close(fd)
 
@@ -219,19 +218,28 @@ class FileSystemStore(Store):
             raise
         return version
 
-    async def load(
-        self, key: str, refresh_ttl: int | None = None, refresh_after: int = 0
-    ) -> Record | None:
+    async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
         path = self._path(key)
 
         def load() -> Record | None:
             self._ensure_ready()
-            found = self._inspect(path, refresh_ttl, refresh_after)
+            found = self._inspect(path, refresh_ttl)
             if not isinstance(found, _Live):
                 return None
-            return Record(found.payload, found.version, found.refreshed)
+            return Record(found.payload, found.version, found.refreshed, found.expires_at)
 
         return await self._run(load)
+
+    async def expire(self, key: str, ttl: int) -> bool:
+        path = self._path(key)
+
+        def expire() -> bool:
+            self._ensure_ready()
+            # Read and checked like a load: a file that is not a usable record
+            # of this key keeps its times.
+            return isinstance(self._inspect(path, ttl), _Live)
+
+        return await self._run(expire)
 
     async def save(
         self, key: str, payload: bytes, ttl: int, expected: Version | None
@@ -315,7 +323,7 @@ class FileSystemStore(Store):
             yield key
 
 
-def _parse(content: bytes, size: int) -> _Live | None:
+def _parse(content: bytes, size: int, expires_at: float) -> _Live | None:
     """The record in a file's *content*, or None if it is not a whole one."""
     header, newline, payload = content.partition(b"\n")
     fields = header.split(b" ")
@@ -326,7 +334,7 @@ def _parse(content: bytes, size: int) -> _Live | None:
         version = fields[1].decode("ascii")
     except ValueError:  # binascii.Error and UnicodeDecodeError
         return None
-    return _Live(key, version, payload)
+    return _Live(key, version, payload, expires_at)
 
 
 def _ignore(path: Path, problem: str) -> _Dead:

@@ -5,6 +5,7 @@ Commands use memcached's meta protocol (memcached 1.6+), because the classic
 a second, racy ``gets``. With meta commands every operation is one round trip:
 
 * load: ``mg <key> v c`` (plus ``T<ttl>`` for sliding expiry, like ``gats``);
+* expire: ``mg <key> T<ttl>`` (like ``touch``);
 * create: ``ms <key> <len> c T<ttl> ME`` (mode E is ``add``);
 * save: ``ms <key> <len> c T<ttl> C<cas>`` (compare-and-set on the cas token);
 * delete: ``md <key>``.
@@ -206,9 +207,7 @@ class MemcachedStore(Store):
     # mg ... T: the touch rides along with the read.
     refresh_is_free = True
 
-    async def load(
-        self, key: str, refresh_ttl: int | None = None, refresh_after: int = 0
-    ) -> Record | None:
+    async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
         line = b"mg %s v c" % memcached_key(key)
         if refresh_ttl is not None:
             line += b" T%d" % expiry_token(refresh_ttl)
@@ -216,6 +215,13 @@ class MemcachedStore(Store):
         if value is None:
             return None
         return Record(value, int(flags[b"c"]), refresh_ttl is not None)
+
+    async def expire(self, key: str, ttl: int) -> bool:
+        # A touch: mg without flags answers HD (found) or EN (missing), and T
+        # changes the TTL only; the cas token, our version, stays.
+        line = b"mg %s T%d" % (memcached_key(key), expiry_token(ttl))
+        status, _, _ = await self._command(line, expect=(b"HD", b"EN"))
+        return status == b"HD"
 
     async def save(
         self, key: str, payload: bytes, ttl: int, expected: Version | None

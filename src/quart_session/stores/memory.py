@@ -37,15 +37,20 @@ class MemoryStore(Store):
             return None
         return entry
 
-    async def load(
-        self, key: str, refresh_ttl: int | None = None, refresh_after: int = 0
-    ) -> Record | None:
+    async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
         entry = self._live(key)
         if entry is None:
             return None
         if refresh_ttl is not None:
             self._records[key] = (entry[0], entry[1], time.monotonic() + refresh_ttl)
         return Record(entry[0], entry[1], refresh_ttl is not None)
+
+    async def expire(self, key: str, ttl: int) -> bool:
+        entry = self._live(key)
+        if entry is None:
+            return False
+        self._records[key] = (entry[0], entry[1], time.monotonic() + ttl)
+        return True
 
     async def save(
         self, key: str, payload: bytes, ttl: int, expected: Version | None

@@ -8,12 +8,17 @@ A TTL index on ``expiry`` lets MongoDB delete expired sessions itself, but its
 monitor runs only once a minute, so every read and write also filters on the
 deadline.
 
+A load reads the deadline with the record (``Record.expires_at``: the engine
+decides from it whether a refresh is due); ``expire`` and a refreshing load
+move it with an update of that field alone.
+
 The deadline is a top-level date, as MongoDB users expect and TTL indexes are
 usually shown, although nx-27017, the MongoDB stand-in the tests run against,
 gives back a date that ``$set`` wrote into an existing document as text. Its
 filters (find, findAndModify, update, delete) and its TTL emulation still
 compare such a deadline correctly; only its ``count_documents`` skips the
-document. The tests work around the stand-in, not this format: see
+document. Loads read such a text back as the UTC date it is; otherwise the
+tests work around the stand-in, not this format: see
 ``tests/servers/mongodb.py::stored_date`` and the expected failure of
 ``count`` in ``tests/stores/test_store_mongodb.py``.
 
@@ -26,10 +31,12 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from pymongo import AsyncMongoClient, ReturnDocument
+from bson.codec_options import CodecOptions
+from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError, ServerSelectionTimeoutError
 
 from ..errors import SessionConfigError
@@ -43,7 +50,10 @@ if TYPE_CHECKING:
 Document = dict[str, Any]
 
 _DEADLINE = "expiry"
-_PAYLOAD = {"_id": 0, "data": 1, "version": 1}
+_RECORD = {"_id": 0, "data": 1, "version": 1, _DEADLINE: 1}
+#: Dates read back are aware and in UTC whatever the client's codec options
+#: (naive datetimes, DatetimeMS...): only the store's own documents use these.
+_CODEC: CodecOptions[Document] = CodecOptions(tz_aware=True, tzinfo=UTC)
 
 
 def _now() -> datetime:
@@ -58,10 +68,12 @@ def _live() -> Document:
     return {"$gt": _now()}
 
 
-def _record(found: Document | None, *, refreshed: bool) -> Record | None:
-    if found is None:
-        return None
-    return Record(bytes(found["data"]), int(found["version"]), refreshed)
+def _epoch(deadline: datetime | str) -> float:
+    """A deadline read back, in seconds since the epoch: a date, or the text
+    nx-27017 gives back for a date ``$set`` wrote (UTC, without an offset)."""
+    if isinstance(deadline, str):
+        deadline = datetime.fromisoformat(deadline).replace(tzinfo=UTC)
+    return deadline.timestamp()
 
 
 class MongoDBStore(Store):
@@ -80,7 +92,9 @@ class MongoDBStore(Store):
     ) -> None:
         self._client = client
         self._owns_client = owns_client
-        self._sessions: AsyncCollection[Document] = client[database][collection]
+        self._sessions: AsyncCollection[Document] = client[database].get_collection(
+            collection, codec_options=_CODEC
+        )
         self._indexed = False
 
     @property
@@ -100,36 +114,34 @@ class MongoDBStore(Store):
             self._indexed = True
         return self._sessions
 
-    async def load(
-        self, key: str, refresh_ttl: int | None = None, refresh_after: int = 0
-    ) -> Record | None:
+    async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
         sessions = await self._collection()
-        if refresh_ttl is None:
-            found = await sessions.find_one({"_id": key, _DEADLINE: _live()}, _PAYLOAD)
-            return _record(found, refreshed=False)
-        # The server compares the deadline, so this never reads a date back:
-        # how one comes back depends on the client's codec options (naive,
-        # tz-aware, DatetimeMS) and, on nx-27017, is text. Dates are kept to
-        # the millisecond (BSON), truncated: the rule holds to 1 ms, erring
-        # towards refreshing early.
-        now = _now()
-        fresh = {
-            "$gt": now + timedelta(seconds=refresh_ttl - refresh_after),
-            # Not one saved under a longer lifetime: that one gets the new one.
-            "$lte": now + timedelta(seconds=refresh_ttl),
-        }
-        found = await sessions.find_one({"_id": key, _DEADLINE: fresh}, _PAYLOAD)
-        if found is not None:
-            return _record(found, refreshed=False)
-        # Due, expired or absent: a second round trip (for a live session, once
-        # per refresh_after) resets the deadline of a live record, nothing else.
-        found = await sessions.find_one_and_update(
-            {"_id": key, _DEADLINE: _live()},
-            {"$set": {_DEADLINE: _deadline(refresh_ttl)}},
-            projection=_PAYLOAD,
-            return_document=ReturnDocument.AFTER,
+        found = await sessions.find_one({"_id": key, _DEADLINE: _live()}, _RECORD)
+        if found is None:
+            return None
+        record = Record(
+            bytes(found["data"]), int(found["version"]), expires_at=_epoch(found[_DEADLINE])
         )
-        return _record(found, refreshed=True)
+        if refresh_ttl is None:
+            return record
+        deadline = _deadline(refresh_ttl)
+        if not await self._move_deadline(sessions, key, deadline):
+            return None  # deleted or expired since the read
+        return replace(record, refreshed=True, expires_at=deadline.timestamp())
+
+    async def expire(self, key: str, ttl: int) -> bool:
+        return await self._move_deadline(await self._collection(), key, _deadline(ttl))
+
+    @staticmethod
+    async def _move_deadline(
+        sessions: AsyncCollection[Document], key: str, deadline: datetime
+    ) -> bool:
+        """Give the live record at *key* a new deadline, nothing else;
+        whether there was one."""
+        moved = await sessions.update_one(
+            {"_id": key, _DEADLINE: _live()}, {"$set": {_DEADLINE: deadline}}
+        )
+        return moved.matched_count == 1
 
     async def save(
         self, key: str, payload: bytes, ttl: int, expected: Version | None

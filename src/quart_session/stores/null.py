@@ -20,10 +20,11 @@ class NullStore(Store):
     def __init__(self) -> None:
         logger.warning("SESSION_TYPE is 'null': sessions are never stored and last one request")
 
-    async def load(
-        self, key: str, refresh_ttl: int | None = None, refresh_after: int = 0
-    ) -> Record | None:
+    async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
         return None
+
+    async def expire(self, key: str, ttl: int) -> bool:
+        return False
 
     async def save(
         self, key: str, payload: bytes, ttl: int, expected: Version | None

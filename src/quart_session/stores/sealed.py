@@ -21,6 +21,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 
 from ..crypto import OVERHEAD, Keyring, NotSealed, Unreadable
 from .base import Outcome, Record, SaveResult, Store, Version
@@ -74,12 +75,14 @@ class SealedStore(Store):
         except Unreadable as error:
             logger.warning("Starting a fresh session: %s", error)
             return None
-        return Record(payload, record.version, record.refreshed)
+        return replace(record, payload=payload)
 
-    async def load(
-        self, key: str, refresh_ttl: int | None = None, refresh_after: int = 0
-    ) -> Record | None:
-        return self._opened(key, await self.inner.load(key, refresh_ttl, refresh_after))
+    async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
+        return self._opened(key, await self.inner.load(key, refresh_ttl))
+
+    async def expire(self, key: str, ttl: int) -> bool:
+        # The record's key is the same sealed or not, and its payload stays as it is.
+        return await self.inner.expire(key, ttl)
 
     async def save(
         self, key: str, payload: bytes, ttl: int, expected: Version | None

@@ -4,11 +4,11 @@ Every operation is one statement (two for a load that refreshes, or a save
 that fails) run in autocommit mode: a single statement is atomic on its own,
 and no BEGIN/COMMIT round trips are spent around it.
 
-* load: ``SELECT``, which also reads the expiry; with sliding expiry, only when
-  the row is due for a refresh (less than ``refresh_ttl - refresh_after``
-  seconds left) an ``UPDATE ... SET expiry`` follows on the same connection.
-  The refresh never touches data or version, so a concurrent save's
-  compare-and-set is not disturbed;
+* load: ``SELECT`` of data, version and expiry (reported as
+  ``Record.expires_at``); asked to refresh, an ``UPDATE ... SET expiry``
+  follows on the same connection;
+* expire: that ``UPDATE ... SET expiry`` alone, on a live row. It never touches
+  data or version, so a concurrent save's compare-and-set is not disturbed;
 * create: ``INSERT``; a taken id is a conflict, unless its row has expired;
 * save: ``UPDATE ... WHERE id = :id AND version = :v`` on live rows; only when
   no row matched does a ``SELECT`` tell a conflict from a deleted record.
@@ -17,9 +17,9 @@ Expired rows are never read and are removed by ``purge_expired``. Versions are
 random, so a record deleted and created again never repeats an old version.
 Expiry times are naive UTC datetimes, which every dialect stores alike.
 
-The load statements are built once per store with bound parameters: each load
-only binds values, and the SQL string stays the same, so SQLAlchemy's compiled
-cache and the driver's prepared statements (asyncpg's) are reused.
+The load and expire statements are built once per store with bound parameters:
+each call only binds values, and the SQL string stays the same, so SQLAlchemy's
+compiled cache and the driver's prepared statements (asyncpg's) are reused.
 """
 
 from __future__ import annotations
@@ -97,6 +97,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def epoch(expiry: datetime) -> float:
+    """An expiry as stored (naive UTC) in seconds since the epoch."""
+    return expiry.replace(tzinfo=UTC).timestamp()
+
+
 def use_wal(engine: AsyncEngine) -> None:
     """Put the SQLite database of *engine* in WAL mode, with synchronous=NORMAL.
 
@@ -148,7 +153,7 @@ class SQLAlchemyStore(Store):
         sessions = self.table
         live = (sessions.c.id == bindparam("row_id")) & (sessions.c.expiry > bindparam("now"))
         self._read = select(sessions.c.data, sessions.c.version, sessions.c.expiry).where(live)
-        self._refresh = update(sessions).where(live).values(expiry=bindparam("new_expiry"))
+        self._set_expiry = update(sessions).where(live).values(expiry=bindparam("new_expiry"))
 
     @classmethod
     def from_url(
@@ -221,29 +226,29 @@ class SQLAlchemyStore(Store):
             else:
                 yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
-    async def load(
-        self, key: str, refresh_ttl: int | None = None, refresh_after: int = 0
-    ) -> Record | None:
+    async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
         now = utcnow()
         live = {"row_id": row_id(key), "now": now}
         async with self._connect() as conn:
             row = (await conn.execute(self._read, live)).first()
             if row is None:
                 return None
-            record = Record(bytes(row.data), row.version)
-            # No sliding expiry, or refreshed less than refresh_after seconds ago
-            # (more than refresh_ttl - refresh_after seconds left, but not more
-            # than refresh_ttl: saved under a longer lifetime): a pure read.
-            if refresh_ttl is None or (
-                timedelta(seconds=refresh_ttl - refresh_after)
-                < row.expiry - now
-                <= timedelta(seconds=refresh_ttl)
-            ):
+            record = Record(bytes(row.data), row.version, expires_at=epoch(row.expiry))
+            if refresh_ttl is None:
                 return record
             new_expiry = now + timedelta(seconds=refresh_ttl)
-            refreshed = await conn.execute(self._refresh, {**live, "new_expiry": new_expiry})
+            refreshed = await conn.execute(self._set_expiry, {**live, "new_expiry": new_expiry})
         # No row matched: deleted between the two statements (the same *now* cannot expire it).
-        return replace(record, refreshed=True) if refreshed.rowcount else None
+        if not refreshed.rowcount:
+            return None
+        return replace(record, refreshed=True, expires_at=epoch(new_expiry))
+
+    async def expire(self, key: str, ttl: int) -> bool:
+        now = utcnow()
+        values = {"row_id": row_id(key), "now": now, "new_expiry": now + timedelta(seconds=ttl)}
+        async with self._connect() as conn:
+            reset = await conn.execute(self._set_expiry, values)
+        return bool(reset.rowcount)
 
     async def save(
         self, key: str, payload: bytes, ttl: int, expected: Version | None

@@ -72,6 +72,10 @@ class GlideDriver:
             return await client.get(key)
         return await client.getex(key, ExpiryGetEx(ExpiryTypeGetEx.SEC, ttl))
 
+    async def expire(self, key: str, ttl: int) -> bool:
+        client = await self._client()
+        return await client.expire(key, ttl)
+
     async def save(self, key: str, args: list[bytes]) -> int:
         client = await self._client()
         status = await client.invoke_script(self._script, keys=[key], args=list(args))

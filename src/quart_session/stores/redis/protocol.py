@@ -60,6 +60,9 @@ class RedisDriver(Protocol):
     async def get(self, key: str, ttl: int | None) -> bytes | None:
         """GET, or GETEX with a new TTL when *ttl* is given."""
 
+    async def expire(self, key: str, ttl: int) -> bool:
+        """EXPIRE: whether *key* exists (and now has *ttl* seconds to live)."""
+
     async def save(self, key: str, args: list[bytes]) -> int:
         """Run SAVE_SCRIPT on *key* with *args*; returns its status."""
 
@@ -126,11 +129,12 @@ class RedisStore(Store):
     def address(self) -> str:
         return self.driver.address
 
-    async def load(
-        self, key: str, refresh_ttl: int | None = None, refresh_after: int = 0
-    ) -> Record | None:
+    async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
         value = await self.driver.get(key, refresh_ttl)
         return None if value is None else decode(value, refresh_ttl is not None)
+
+    async def expire(self, key: str, ttl: int) -> bool:
+        return await self.driver.expire(key, ttl)
 
     async def save(
         self, key: str, payload: bytes, ttl: int, expected: Version | None

@@ -73,6 +73,9 @@ class RedisPyDriver:
             return cast(bytes | None, await self._execute("GET", key))
         return cast(bytes | None, await self._execute("GETEX", key, "EX", ttl))
 
+    async def expire(self, key: str, ttl: int) -> bool:
+        return bool(await self._execute("EXPIRE", key, ttl))
+
     async def save(self, key: str, args: list[bytes]) -> int:
         # The script is loaded once per server; a restarted or new server
         # (failover, resharding) answers NOSCRIPT and gets it again.
