@@ -80,11 +80,9 @@ async def measure(redis_url: str) -> list[tuple[str, float]]:
     memory_store = interface(memory_and_get).store
     load = memory_store.load
 
-    async def load_after_get(
-        key: str, refresh_ttl: int | None = None, refresh_after: int = 0
-    ) -> Record | None:
+    async def load_after_get(key: str, refresh_ttl: int | None = None) -> Record | None:
         await client.get(KEY)
-        return await load(key, refresh_ttl, refresh_after)
+        return await load(key, refresh_ttl)
 
     memory_store.load = load_after_get  # type: ignore[method-assign]
     medians: dict[str, list[float]] = {name: [] for name in apps}

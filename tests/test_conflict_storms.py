@@ -35,10 +35,11 @@ class AnotherWriter(Store):
         self.name = inner.name
         self.saves = 0
 
-    async def load(
-        self, key: str, refresh_ttl: int | None = None, refresh_after: int = 0
-    ) -> Record | None:
-        return await self.inner.load(key, refresh_ttl, refresh_after)
+    async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
+        return await self.inner.load(key, refresh_ttl)
+
+    async def expire(self, key: str, ttl: int) -> bool:
+        return await self.inner.expire(key, ttl)
 
     async def save(
         self, key: str, payload: bytes, ttl: int, expected: Version | None

@@ -49,11 +49,13 @@ class CountingStore(Store):
         self.name = inner.name
         self.calls: list[str] = []
 
-    async def load(
-        self, key: str, refresh_ttl: int | None = None, refresh_after: int = 0
-    ) -> Record | None:
+    async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
         self.calls.append("load")
-        return await self.inner.load(key, refresh_ttl, refresh_after)
+        return await self.inner.load(key, refresh_ttl)
+
+    async def expire(self, key: str, ttl: int) -> bool:
+        self.calls.append("expire")
+        return await self.inner.expire(key, ttl)
 
     async def save(
         self, key: str, payload: bytes, ttl: int, expected: Version | None

@@ -172,8 +172,8 @@ class WrittenMeanwhile(MemoryStore):
         super().__init__()
         self.pending: tuple[str, bytes] | None = None
 
-    async def load(self, key: str, refresh_ttl: int | None = None, refresh_after: int = 0) -> Any:
-        record = await super().load(key, refresh_ttl, refresh_after)
+    async def load(self, key: str, refresh_ttl: int | None = None) -> Any:
+        record = await super().load(key, refresh_ttl)
         if self.pending is not None and record is not None:
             (key, payload), self.pending = self.pending, None
             await self.save(key, payload, 60, record.version)
