@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -11,6 +12,7 @@ from ..servers.dynamodb import CREDENTIALS, REGION, DynamoDBServer
 from ..servers.processes import Frozen
 from ..suites.behaviour import AllRecords, ReadRaw, SessionBehaviour
 from ..suites.encryption import EncryptionBehaviour
+from ..suites.lifetimes import LifetimeBehaviour, ReadTtl
 from ..suites.outage import OutageBehaviour
 from ..suites.race import RegenerateRaceBehaviour
 
@@ -68,6 +70,24 @@ def all_records(client: Any, table: str) -> AllRecords:
 
 class TestDynamoDBBehaviour(EncryptionBehaviour, SessionBehaviour):
     pass
+
+
+class TestDynamoDBLifetimes(LifetimeBehaviour):
+    @pytest.fixture
+    def read_ttl(self, client: Any, table: str) -> ReadTtl:
+        """Seconds until the item's ``deadline`` (epoch milliseconds; None: no
+        item, or past it)."""
+
+        async def read(key: str) -> float | None:
+            reply = await client.get_item(
+                TableName=table, Key={"id": {"S": key}}, ConsistentRead=True
+            )
+            if "Item" not in reply:
+                return None
+            left = int(reply["Item"]["deadline"]["N"]) / 1000 - time.time()
+            return left if left > 0 else None
+
+        return read
 
 
 class TestDynamoDBConcurrency(OutageBehaviour):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from quart import Quart
 
 from ..suites.behaviour import AllRecords, OnTrio, ReadRaw, SessionBehaviour
 from ..suites.encryption import EncryptionBehaviour
+from ..suites.lifetimes import LifetimeBehaviour, ReadTtl
 
 
 class FileSystemFixtures:
@@ -97,4 +99,57 @@ class TestFileSystemBehaviourOnTrio(OnTrio, TestFileSystemBehaviour):
 
 
 class TestMemoryBehaviourOnTrio(OnTrio, TestMemoryBehaviour):
+    pass
+
+
+class FileSystemTtl:
+    @pytest.fixture
+    def read_ttl(self, tmp_path: Path) -> ReadTtl:
+        """Seconds until the file's deadline (its modification time)."""
+
+        async def read(key: str) -> float | None:
+            path = tmp_path / "sessions" / hashlib.sha256(key.encode()).hexdigest()
+            if not path.exists():
+                return None
+            left = path.stat().st_mtime - time.time()
+            return left if left > 0 else None
+
+        return read
+
+
+def memory_ttl(app: Callable[[], Quart]) -> ReadTtl:
+    """Seconds until the deadline the memory store of ``app()`` keeps for a key."""
+
+    async def read(key: str) -> float | None:
+        store = app().session_interface.store  # type: ignore[attr-defined]
+        entry = getattr(store, "inner", store)._records.get(key)
+        left = None if entry is None else entry[2] - time.monotonic()
+        return left if left is not None and left > 0 else None
+
+    return read
+
+
+class TestMemoryLifetimes(LifetimeBehaviour):
+    @pytest.fixture
+    def store_config(self) -> dict[str, Any]:
+        return {"SESSION_TYPE": "memory"}
+
+    @pytest.fixture
+    def read_raw(self, built_apps: list[Quart]) -> ReadRaw:
+        return memory_reader(lambda: built_apps[-1])
+
+    @pytest.fixture
+    def read_ttl(self, built_apps: list[Quart]) -> ReadTtl:
+        return memory_ttl(lambda: built_apps[-1])
+
+
+class TestFileSystemLifetimes(FileSystemFixtures, FileSystemTtl, LifetimeBehaviour):
+    pass
+
+
+class TestFileSystemLifetimesOnTrio(OnTrio, TestFileSystemLifetimes):
+    pass
+
+
+class TestMemoryLifetimesOnTrio(OnTrio, TestMemoryLifetimes):
     pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,6 +14,7 @@ from quart_session.stores.memcached import memcached_key
 from ..servers.memcached import MemcachedServer
 from ..suites.behaviour import AllRecords, ReadRaw, SessionBehaviour
 from ..suites.encryption import EncryptionBehaviour
+from ..suites.lifetimes import LifetimeBehaviour, ReadTtl
 from ..suites.outage import OutageBehaviour
 from ..suites.race import RegenerateRaceBehaviour
 
@@ -47,6 +49,43 @@ class TestMemcachedBehaviour(RawClient, EncryptionBehaviour, SessionBehaviour):
             "memcached cannot list its keys, so no test can read the whole store "
             "(its records are keyed like every other store's: a hash of the id)"
         )
+
+
+def memcached_ttl(server: MemcachedServer) -> ReadTtl:
+    """Seconds memcached will keep the record at a key (``mg <key> t``: whole
+    seconds of its own clock), None when it holds none."""
+
+    async def read(key: str) -> float | None:
+        with socket.create_connection((server.host, server.port), timeout=5) as sock:
+            sock.sendall(b"mg %s t\r\n" % memcached_key(key))
+            reply = b""
+            while not reply.endswith(b"\r\n"):
+                chunk = sock.recv(1024)
+                if not chunk:
+                    raise ConnectionError("memcached closed the connection")
+                reply += chunk
+        status, *flags = reply.split()
+        if status == b"EN":
+            return None
+        (ttl,) = (int(flag[1:]) for flag in flags if flag.startswith(b"t"))
+        return float("inf") if ttl == -1 else float(ttl)
+
+    return read
+
+
+class TestMemcachedLifetimes(RawClient, LifetimeBehaviour):
+    # memcached's clock ticks once a second: a record given n seconds may go
+    # after n - 1, and mg reports whole seconds of that clock.
+    COARSE_EXPIRY = True
+    TTL_GRAIN = 1.0
+
+    @pytest.fixture
+    def store_config(self, client: aiomcache.Client) -> dict[str, Any]:
+        return {"SESSION_TYPE": "memcached", "SESSION_MEMCACHED": client}
+
+    @pytest.fixture
+    def read_ttl(self, memcached_server: MemcachedServer) -> ReadTtl:
+        return memcached_ttl(memcached_server)
 
 
 class TestMemcachedConcurrency(RawClient, OutageBehaviour):

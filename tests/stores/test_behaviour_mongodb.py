@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from ..servers.mongodb import MongoServer
 from ..servers.processes import Frozen
 from ..suites.behaviour import AllRecords, ReadRaw, SessionBehaviour
 from ..suites.encryption import EncryptionBehaviour
+from ..suites.lifetimes import LifetimeBehaviour, ReadTtl
 from ..suites.outage import OutageBehaviour
 from ..suites.race import RegenerateRaceBehaviour
 
@@ -71,6 +73,29 @@ def all_records(client: AsyncMongoClient[Document], collection: str) -> AllRecor
 
 class TestMongoDBBehaviour(EncryptionBehaviour, SessionBehaviour):
     pass
+
+
+class TestMongoDBLifetimes(LifetimeBehaviour):
+    # nx-27017 compares a deadline written by $set (a refresh) in whole seconds:
+    # such a record may be gone up to a second early.
+    COARSE_EXPIRY = True
+
+    @pytest.fixture
+    def read_ttl(self, client: AsyncMongoClient[Document], collection: str) -> ReadTtl:
+        """Seconds until the document's ``expiry`` date (None: none, or past)."""
+
+        async def read(key: str) -> float | None:
+            document = await client["quart_session"][collection].find_one({"_id": key})
+            if document is None:
+                return None
+            expiry = document["expiry"]
+            if isinstance(expiry, str):  # nx-27017 gives back a date $set wrote as text
+                expiry = datetime.fromisoformat(expiry)
+            # Naive, in UTC, with this client's default codec options.
+            left = (expiry.replace(tzinfo=UTC) - datetime.now(UTC)).total_seconds()
+            return left if left > 0 else None
+
+        return read
 
 
 class TestMongoDBConcurrency(OutageBehaviour):

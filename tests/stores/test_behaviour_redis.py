@@ -34,6 +34,7 @@ from ..servers.redis import (
 from ..suites.behaviour import AllRecords, Browser, OnTrio, ReadRaw, SessionBehaviour
 from ..suites.concurrency import ConcurrencyBehaviour
 from ..suites.encryption import EncryptionBehaviour
+from ..suites.lifetimes import LifetimeBehaviour, ReadTtl
 from ..suites.outage import OutageBehaviour
 from ..suites.race import InProcessRegenerateRace, RegenerateRaceBehaviour
 
@@ -213,3 +214,63 @@ class TestRedisClusterRegenerateRace(ClusterFixtures, InProcessRegenerateRace):
     """In one in-process worker: a cluster needs a RedisCluster client in
     SESSION_REDIS, and SESSION_URI makes a plain client, which a cluster node
     answers with MOVED for the keys of the other nodes' slots."""
+
+
+def redis_ttl(client: Redis | RedisCluster | GlideClient | GlideClusterClient) -> ReadTtl:
+    """Seconds Redis will keep a key (``PTTL``; None: no such key)."""
+
+    async def read(key: str) -> float | None:
+        milliseconds = await client.pttl(key)
+        if milliseconds == -2:
+            return None
+        return float("inf") if milliseconds == -1 else milliseconds / 1000
+
+    return read
+
+
+class RedisTtl:
+    @pytest.fixture
+    def read_ttl(self, client: Redis | RedisCluster | GlideClient | GlideClusterClient) -> ReadTtl:
+        return redis_ttl(client)
+
+
+class GlideStandaloneClient:
+    @pytest.fixture
+    async def client(self, redis_standalone: Standalone) -> AsyncIterator[GlideClient]:
+        flush([redis_standalone.port])
+        node = NodeAddress("127.0.0.1", redis_standalone.port)
+        client = await GlideClient.create(GlideClientConfiguration([node]))
+        yield client
+        await client.close()
+
+
+class TestRedisLifetimes(StandaloneFixtures, ClosesApps, RedisTtl, LifetimeBehaviour):
+    pass
+
+
+class TestRedisClusterLifetimes(ClusterFixtures, RedisTtl, LifetimeBehaviour):
+    pass
+
+
+class TestGlideLifetimes(GlideFixtures, GlideStandaloneClient, RedisTtl, LifetimeBehaviour):
+    pass
+
+
+class TestGlideClusterLifetimes(GlideFixtures, RedisTtl, LifetimeBehaviour):
+    @pytest.fixture
+    async def client(self, redis_cluster: Cluster) -> AsyncIterator[GlideClusterClient]:
+        flush(redis_cluster.ports)
+        node = NodeAddress("127.0.0.1", redis_cluster.ports[0])
+        client = await GlideClusterClient.create(GlideClusterClientConfiguration([node]))
+        yield client
+        await client.close()
+
+
+class TestGlideLifetimesOnTrio(
+    OnTrio, ClosesApps, GlideFixtures, GlideStandaloneClient, RedisTtl, LifetimeBehaviour
+):
+    """A QuartTrio app whose store makes a GLIDE client from the URL."""
+
+    @pytest.fixture
+    def store_config(self, redis_standalone: Standalone) -> dict[str, Any]:
+        return {"SESSION_TYPE": "redis+trio", "SESSION_URI": redis_standalone.url}

@@ -17,6 +17,7 @@ from ..servers.postgres import PostgresServer
 from ..suites.behaviour import AllRecords, ReadRaw, SessionBehaviour
 from ..suites.concurrency import ConcurrencyBehaviour
 from ..suites.encryption import EncryptionBehaviour
+from ..suites.lifetimes import LifetimeBehaviour, ReadTtl
 from ..suites.outage import OutageBehaviour
 from ..suites.race import RegenerateRaceBehaviour
 
@@ -102,6 +103,39 @@ class TestSQLiteBehaviour(SQLiteEngine, HandsInTheEngine):
 
 
 class TestPostgresBehaviour(PostgresEngine, HandsInTheEngine):
+    pass
+
+
+class LifetimesOnTheEngine(SQLFixtures, LifetimeBehaviour):
+    @pytest.fixture
+    def store_config(self, engine: AsyncEngine, table: str) -> dict[str, Any]:
+        return {
+            "SESSION_TYPE": "sqlalchemy",
+            "SESSION_SQLALCHEMY": engine,
+            "SESSION_SQLALCHEMY_TABLE": table,
+        }
+
+    @pytest.fixture
+    def read_ttl(self, engine: AsyncEngine, table: str) -> ReadTtl:
+        """Seconds until the row's expiry column (None: no row, or expired)."""
+        sessions = session_table(table)
+
+        async def read(key: str) -> float | None:
+            async with engine.connect() as conn:
+                expiry = await conn.scalar(
+                    select(sessions.c.expiry).where(sessions.c.id == row_id(key))
+                )
+            left = None if expiry is None else (expiry - utcnow()).total_seconds()
+            return left if left is not None and left > 0 else None
+
+        return read
+
+
+class TestSQLiteLifetimes(SQLiteEngine, LifetimesOnTheEngine):
+    pass
+
+
+class TestPostgresLifetimes(PostgresEngine, LifetimesOnTheEngine):
     pass
 
 
