@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from quart_session.stores.filesystem import FileSystemStore
+from quart_session.stores.sealed import SealedStore
 
 from ..suites.contract import KEY, BothLoops, StoreContract, create
 
@@ -20,14 +21,15 @@ class TestFileSystemStore(BothLoops, StoreContract):
     async def store(self, tmp_path: Path) -> AsyncIterator[FileSystemStore]:
         yield FileSystemStore(tmp_path / "sessions")
 
-    async def test_a_load_within_refresh_after_leaves_the_file_alone(
+    async def test_a_load_without_refresh_leaves_the_file_alone(
         self, store: FileSystemStore, tmp_path: Path
     ) -> None:
         session_file = tmp_path / "sessions" / hashlib.sha256(KEY.encode()).hexdigest()
         await create(store, ttl=60)
         before = session_file.stat()
-        record = await store.load(KEY, refresh_ttl=60, refresh_after=30)
+        record = await store.load(KEY)
         assert record is not None and not record.refreshed
+        assert record.expires_at == before.st_mtime  # the deadline is the file's mtime
         after = session_file.stat()
         # No utime (which moves the ctime too), no rewrite (a new inode).
         assert (after.st_ino, after.st_mtime_ns, after.st_ctime_ns) == (
@@ -35,17 +37,39 @@ class TestFileSystemStore(BothLoops, StoreContract):
             before.st_mtime_ns,
             before.st_ctime_ns,
         )
-        record = await store.load(KEY, refresh_ttl=120, refresh_after=30)  # 60 s left: due
-        assert record is not None and record.refreshed
-        refreshed = session_file.stat()
-        assert refreshed.st_ino == before.st_ino  # a utime of the same file, not a rewrite
-        assert 115 < refreshed.st_mtime - time.time() <= 120
+
+    @pytest.mark.parametrize("move", ["load", "expire"])
+    async def test_a_refresh_and_expire_are_a_utime_of_the_same_file(
+        self, store: FileSystemStore, tmp_path: Path, move: str
+    ) -> None:
+        session_file = tmp_path / "sessions" / hashlib.sha256(KEY.encode()).hexdigest()
+        await create(store, ttl=60)
+        before = session_file.stat()
+        if move == "load":
+            record = await store.load(KEY, refresh_ttl=120)
+            assert record is not None and record.refreshed
+        else:
+            assert await store.expire(KEY, 120)
+        after = session_file.stat()
+        assert after.st_ino == before.st_ino  # a utime of the same file, not a rewrite
+        assert after.st_size == before.st_size
+        assert 115 < after.st_mtime - time.time() <= 120
+
+
+class TestSealedFileSystemStore(BothLoops, StoreContract):
+    """The contract through SealedStore: loads report the inner store's
+    expires_at, and expire passes through."""
+
+    @pytest.fixture
+    async def store(self, tmp_path: Path) -> AsyncIterator[SealedStore]:
+        yield SealedStore(FileSystemStore(tmp_path / "sessions"), [bytes(range(32))])
 
 
 INCREMENTER = """
 import asyncio, sys
 from quart_session.stores.base import Outcome
 from quart_session.stores.filesystem import FileSystemStore
+from quart_session.stores.sealed import SealedStore
 
 async def main(folder: str, times: int) -> None:
     store = FileSystemStore(folder)

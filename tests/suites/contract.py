@@ -10,7 +10,8 @@ store runs the suites on: ``TrioLoop``, ``BothLoops``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Sequence
 from typing import Protocol
 
 import anyio
@@ -103,42 +104,19 @@ class StoreContract:
         # memcached's clock ticks once a second: a 3 s record lives 2 to 3 s there.
         await create(store, ttl=3)
         await anyio.sleep(1.0)
-        record = await store.load(KEY, None, refresh_after=0)
+        record = await store.load(KEY, None)
         assert record is not None and not record.refreshed
         await anyio.sleep(2.6)  # past the first deadline: nothing moved it
         assert await store.load(KEY) is None
 
-    async def test_a_free_refresh_ignores_refresh_after(self, store: Store) -> None:
-        if not store.refresh_is_free:
-            pytest.skip(f"a refresh costs the {store.name} store a write")
+    async def test_a_load_with_refresh_always_refreshes(self, store: Store) -> None:
+        """However recently the record was written or refreshed: when to
+        refresh is the engine's choice (SESSION_REFRESH_AFTER), not the store's."""
         version = await create(store, ttl=2)
-        # 3 s left, more than refresh_ttl - refresh_after = 1: a store paying
-        # for the refresh would skip it.
-        record = await store.load(KEY, refresh_ttl=5, refresh_after=4)
-        assert record == Record(b"one", version) and record.refreshed  # type: ignore[arg-type]
+        for _ in range(2):  # just saved, then just refreshed
+            record = await store.load(KEY, refresh_ttl=5)
+            assert record == Record(b"one", version) and record.refreshed  # type: ignore[arg-type]
         await anyio.sleep(3.0)  # past the first deadline
-        record = await store.load(KEY)
-        assert record is not None and record.version == version
-
-    async def test_a_load_within_refresh_after_is_a_pure_read(self, store: Store) -> None:
-        if store.refresh_is_free:
-            pytest.skip(f"the {store.name} store refreshes for free on every load")
-        version = await create(store, ttl=3)
-        # About 3 s left, more than refresh_ttl - refresh_after = 2: no refresh.
-        record = await store.load(KEY, refresh_ttl=60, refresh_after=58)
-        assert record == Record(b"one", version) and not record.refreshed  # type: ignore[arg-type]
-        await anyio.sleep(3.5)  # the original deadline holds: a refresh would give 60 s
-        assert await store.load(KEY) is None
-
-    async def test_a_load_past_refresh_after_refreshes(self, store: Store) -> None:
-        if store.refresh_is_free:
-            pytest.skip(f"the {store.name} store refreshes for free on every load")
-        version = await create(store, ttl=3)
-        await anyio.sleep(1.0)
-        # About 2 s left, not more than refresh_ttl - refresh_after = 3: refresh.
-        record = await store.load(KEY, refresh_ttl=5, refresh_after=2)
-        assert record == Record(b"one", version) and record.refreshed  # type: ignore[arg-type]
-        await anyio.sleep(2.6)  # past the first deadline, 2.4 s before the new one
         record = await store.load(KEY)
         assert record is not None and record.version == version and not record.refreshed
 
@@ -148,10 +126,68 @@ class StoreContract:
         """A lifetime shortened in the configuration applies to sessions saved
         before, at their next read, on every store."""
         version = await create(store, ttl=600)
-        record = await store.load(KEY, refresh_ttl=2, refresh_after=1)
+        record = await store.load(KEY, refresh_ttl=2)
         assert record == Record(b"one", version) and record.refreshed  # type: ignore[arg-type]
         await anyio.sleep(3.1)  # memcached's clock ticks once a second
         assert await store.load(KEY) is None
+
+    async def test_loads_report_when_the_record_expires(self, store: Store) -> None:
+        """Where a refresh costs a write, every load says when the record
+        expires (the engine refreshes only once that is near); free stores
+        may leave it out."""
+
+        async def expires_at(ttl: int, operation: Awaitable[Record | None]) -> None:
+            before = time.time()
+            record = await operation
+            after = time.time()
+            assert record is not None
+            if record.expires_at is None:
+                assert store.refresh_is_free, f"the {store.name} store must report expires_at"
+                return
+            assert before + ttl - 1.5 < record.expires_at < after + ttl + 0.5
+
+        await create(store, ttl=60)
+        await expires_at(60, store.load(KEY))
+        await expires_at(600, store.load(KEY, refresh_ttl=600))  # the new deadline
+        await expires_at(600, store.load(KEY))  # as stored
+        assert await store.expire(KEY, 300)
+        await expires_at(300, store.load(KEY))
+
+    async def test_expire_extends_a_record_past_its_first_deadline(self, store: Store) -> None:
+        version = await create(store, ttl=2)
+        assert await store.expire(KEY, 6) is True
+        await anyio.sleep(3.0)  # past the first deadline (memcached: 1 to 2 s)
+        record = await store.load(KEY)
+        assert record == Record(b"one", version) and not record.refreshed  # type: ignore[arg-type]
+
+    async def test_expire_can_shorten_a_record(self, store: Store) -> None:
+        """A session near its absolute end, or with a shorter lifetime of its own."""
+        await create(store, ttl=600)
+        assert await store.expire(KEY, 2) is True
+        assert await store.load(KEY) is not None
+        await anyio.sleep(3.1)  # memcached's clock ticks once a second
+        assert await store.load(KEY) is None
+
+    async def test_expire_keeps_payload_and_version(self, store: Store) -> None:
+        version = await create(store)
+        assert await store.expire(KEY, 120) is True
+        assert await store.load(KEY) == Record(b"one", version)  # type: ignore[arg-type]
+        # A request that loaded the record before the expire still saves over it.
+        saved = await store.save(KEY, b"two", 60, version)  # type: ignore[arg-type]
+        assert not isinstance(saved, Outcome)
+        assert await store.load(KEY) == Record(b"two", saved)
+
+    async def test_expire_of_a_missing_or_expired_record_is_false_and_creates_nothing(
+        self, store: Store
+    ) -> None:
+        assert await store.expire(KEY, 60) is False
+        assert await store.load(KEY) is None
+        version = await create(store, key="session:expired", ttl=1)
+        await anyio.sleep(2.1)
+        assert await store.expire("session:expired", 60) is False
+        assert await store.load("session:expired") is None
+        # Nothing revived: the old version finds the record gone.
+        assert await store.save("session:expired", b"x", 60, version) is Outcome.GONE  # type: ignore[arg-type]
 
     async def test_load_with_refresh_of_a_missing_key_creates_nothing(self, store: Store) -> None:
         assert await store.load(KEY, refresh_ttl=60) is None
@@ -265,6 +301,7 @@ class ExpiredLeftovers:
         version, _ = await leftovers.plant([KEY, "session:b"])
         assert await store.load(KEY) is None
         assert await store.load(KEY, refresh_ttl=60) is None
+        assert await store.expire(KEY, 60) is False
         assert await store.save(KEY, b"new", 60, version) is Outcome.GONE
         assert await store.count("session:") == 0
         assert await leftovers.stored(KEY)  # ignored, not removed
