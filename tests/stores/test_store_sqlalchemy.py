@@ -158,12 +158,13 @@ class SQLStoreTests(StoreContract, ExpiredLeftovers):
         assert len(await sent_by(engine, store.save(key, b"a", 60, None))) == 1
         record = await store.load(key)
         assert record is not None
-        assert len(await sent_by(engine, store.load(key))) == 1
-        fresh = await sent_by(engine, store.load(key, refresh_ttl=60, refresh_after=30))
-        assert [statement.split()[0] for statement in fresh] == ["SELECT"]
-        # Due for a refresh: the expiry is moved on the same connection.
-        due = await sent_by(engine, store.load(key, refresh_ttl=90, refresh_after=30))
-        assert [statement.split()[0] for statement in due] == ["SELECT", "UPDATE"]
+        read = await sent_by(engine, store.load(key))
+        assert [statement.split()[0] for statement in read] == ["SELECT"]
+        # Asked to refresh: the expiry is moved on the same connection.
+        refreshing = await sent_by(engine, store.load(key, refresh_ttl=90))
+        assert [statement.split()[0] for statement in refreshing] == ["SELECT", "UPDATE"]
+        expired = await sent_by(engine, store.expire(key, 90))
+        assert [statement.split()[0] for statement in expired] == ["UPDATE"]
         assert len(await sent_by(engine, store.save(key, b"b", 60, record.version))) == 1
         assert len(await sent_by(engine, store.delete(key))) == 1
         # Failures take one more statement to say why.
@@ -212,6 +213,7 @@ class TestPostgresStore(SQLStoreTests):
             version = await store.save(key, b"a", 60, None)
             await store.load(key)
             await store.load(key, refresh_ttl=60)
+            await store.expire(key, 60)
             await store.save(key, b"b", 60, version)  # type: ignore[arg-type]
             await store.delete(key)
 
@@ -226,7 +228,7 @@ class TestPostgresStore(SQLStoreTests):
         assert record is not None
         for operation in (
             store.load(key),
-            store.load(key, refresh_ttl=60, refresh_after=30),
+            store.expire(key, 60),
             store.save(key, b"b", 60, record.version),
             store.delete(key),
         ):
@@ -242,7 +244,11 @@ class TestPostgresStore(SQLStoreTests):
         async with engine.connect() as locker:
             # Holding the row lock makes the store's writes wait until cancelled.
             await locker.execute(select(table).where(table.c.id == KEY).with_for_update())
-            for write in (store.load(KEY, 60), store.save(KEY, b"late", 60, version)):  # type: ignore[arg-type]
+            for write in (
+                store.load(KEY, 60),
+                store.expire(KEY, 60),
+                store.save(KEY, b"late", 60, version),  # type: ignore[arg-type]
+            ):
                 with anyio.move_on_after(0.5) as waited:
                     await write
                 assert waited.cancelled_caught
@@ -253,6 +259,7 @@ class TestPostgresStore(SQLStoreTests):
         assert record is not None and record.payload in (b"one", b"late")
         saved = await store.save(KEY, b"two", 60, record.version)
         assert await store.load(KEY) == Record(b"two", saved)  # type: ignore[arg-type]
+
 
 class TestSQLiteStoreWithItsOwnEngine(StoreContract):
     """The contract on the engine from_url builds: AUTOCOMMIT, WAL, no rollback

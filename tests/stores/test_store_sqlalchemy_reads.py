@@ -1,10 +1,10 @@
 """The SQLAlchemy store's read path, counted on the databases themselves.
 
-A load is one SELECT while the expiry is fresh: no write reaches the database
-(SQLite's ``total_changes`` of the store's connection, PostgreSQL's
-``pg_stat_user_tables``). Only a load due for a refresh writes, once, and only
-the expiry. A store built from a URL runs its engine in AUTOCOMMIT and puts a
-SQLite database in WAL mode.
+A load without refresh is one SELECT: no write reaches the database (SQLite's
+``total_changes`` of the store's connection, PostgreSQL's
+``pg_stat_user_tables``). A load with refresh, or an expire, writes once, and
+only the expiry. A store built from a URL runs its engine in AUTOCOMMIT and
+puts a SQLite database in WAL mode.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +29,9 @@ pytestmark = [pytest.mark.servers, pytest.mark.anyio]
 
 KEY = "session:reads"
 Writes = Callable[[], Awaitable[int]]
-# Saved with 20 s to live, a load with refresh_ttl=60 and refresh_after=30 is
-# due (20 <= 60 - 30); saved with 60 s it is not.
-DUE, FRESH = 20, 60
-REFRESH = {"refresh_ttl": 60, "refresh_after": 30}
+# Saved with SHORT seconds to live, a refresh (REFRESH seconds) extends the expiry.
+SHORT, LONG = 20, 60
+REFRESH = 60
 
 
 async def stored_expiry(store: SQLAlchemyStore) -> datetime:
@@ -47,45 +46,58 @@ class ReadPath:
     """A subclass provides ``store`` and ``writes``: rows the database wrote
     for the store so far (its connection pool holds one connection)."""
 
-    async def test_loads_write_nothing_while_the_expiry_is_fresh(
+    async def test_loads_without_refresh_write_nothing(
         self, store: SQLAlchemyStore, writes: Writes
     ) -> None:
-        version = await store.save(KEY, b"one", FRESH, None)
+        version = await store.save(KEY, b"one", SHORT, None)
         expiry = await stored_expiry(store)
         before = await writes()
-        records = [await store.load(KEY, **REFRESH) for _ in range(5)]
+        records = [await store.load(KEY) for _ in range(5)]
         assert await writes() == before
         assert await stored_expiry(store) == expiry
         assert records == [Record(b"one", version)] * 5  # type: ignore[arg-type]
         assert not any(record.refreshed for record in records if record is not None)
+        # The expiry read with the row, for the engine to tell when a refresh is due.
+        assert {record.expires_at for record in records if record is not None} == {
+            expiry.replace(tzinfo=UTC).timestamp()
+        }
 
-    async def test_a_load_due_for_a_refresh_writes_once_and_extends_the_expiry(
+    async def test_each_load_with_refresh_writes_once_and_extends_the_expiry(
         self, store: SQLAlchemyStore, writes: Writes
     ) -> None:
-        version = await store.save(KEY, b"one", DUE, None)
+        version = await store.save(KEY, b"one", SHORT, None)
         expiry = await stored_expiry(store)
         before = await writes()
-        record = await store.load(KEY, **REFRESH)
+        record = await store.load(KEY, refresh_ttl=REFRESH)
         assert record == Record(b"one", version)  # type: ignore[arg-type]
         assert record is not None and record.refreshed
         assert await writes() == before + 1
         extended = await stored_expiry(store)
         assert extended - expiry > timedelta(seconds=35)
         assert extended - utcnow() > timedelta(seconds=55)
-        # Refreshed just now: the next loads only read.
-        again = await store.load(KEY, **REFRESH)
-        assert again is not None and not again.refreshed
-        assert await writes() == before + 1
+        # Refreshed just now, and refreshed again: when is the engine's choice.
+        again = await store.load(KEY, refresh_ttl=REFRESH)
+        assert again is not None and again.refreshed
+        assert await writes() == before + 2
 
-    async def test_loads_without_sliding_expiry_write_nothing(
+    async def test_expire_writes_once_and_only_the_expiry(
         self, store: SQLAlchemyStore, writes: Writes
     ) -> None:
-        await store.save(KEY, b"one", DUE, None)
+        version = await store.save(KEY, b"one", SHORT, None)
         before = await writes()
-        record = await store.load(KEY)
-        assert await store.load("session:missing", **REFRESH) is None
+        assert await store.expire(KEY, LONG)
+        assert await writes() == before + 1
+        assert await stored_expiry(store) - utcnow() > timedelta(seconds=55)
+        assert await store.load(KEY) == Record(b"one", version)  # type: ignore[arg-type]
+
+    async def test_missing_records_write_nothing(
+        self, store: SQLAlchemyStore, writes: Writes
+    ) -> None:
+        await store.save(KEY, b"one", SHORT, None)
+        before = await writes()
+        assert await store.load("session:missing", refresh_ttl=REFRESH) is None
+        assert await store.expire("session:missing", REFRESH) is False
         assert await writes() == before
-        assert record is not None and not record.refreshed
 
 
 class TestSQLiteOwnEngine(ReadPath):
@@ -108,7 +120,7 @@ class TestSQLiteOwnEngine(ReadPath):
     async def test_the_database_is_switched_to_wal(
         self, store: SQLAlchemyStore, database: Path
     ) -> None:
-        await store.save(KEY, b"one", FRESH, None)
+        await store.save(KEY, b"one", LONG, None)
         async with store.engine.connect() as conn:
             assert await conn.scalar(text("PRAGMA synchronous")) == 1  # NORMAL
         with sqlite3.connect(database) as reader:
@@ -117,8 +129,8 @@ class TestSQLiteOwnEngine(ReadPath):
     async def test_each_write_is_committed_at_once(
         self, store: SQLAlchemyStore, database: Path
     ) -> None:
-        await store.save(KEY, b"one", FRESH, None)
-        await store.load(KEY, refresh_ttl=60)
+        await store.save(KEY, b"one", LONG, None)
+        await store.load(KEY, refresh_ttl=REFRESH)
         with sqlite3.connect(database) as reader:
             rows = reader.execute(f"SELECT data FROM {store.table.name}").fetchall()
         assert rows == [(b"one",)]
@@ -129,7 +141,7 @@ class TestSQLiteOwnEngine(ReadPath):
         """A save landing between a load's SELECT and its refresh UPDATE keeps its
         data and version: the refresh sets the expiry only, and the loader's own
         save then conflicts, as compare-and-set demands."""
-        loaded = await store.save(KEY, b"one", DUE, None)
+        loaded = await store.save(KEY, b"one", SHORT, None)
         saved_meanwhile = 12345
 
         def save_before_the_refresh(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -142,7 +154,7 @@ class TestSQLiteOwnEngine(ReadPath):
 
         event.listen(store.engine.sync_engine, "before_cursor_execute", save_before_the_refresh)
         try:
-            record = await store.load(KEY, **REFRESH)
+            record = await store.load(KEY, refresh_ttl=REFRESH)
         finally:
             event.remove(store.engine.sync_engine, "before_cursor_execute", save_before_the_refresh)
         assert record == Record(b"one", loaded)  # type: ignore[arg-type]
@@ -157,7 +169,7 @@ class TestSQLiteOwnEngine(ReadPath):
         processes starting on one new file): the store reads and writes on,
         and a later connection switches."""
         rollback_journal = create_async_engine(f"sqlite+aiosqlite:///{database}")
-        version = await SQLAlchemyStore(rollback_journal).save(KEY, b"one", FRESH, None)
+        version = await SQLAlchemyStore(rollback_journal).save(KEY, b"one", LONG, None)
         await rollback_journal.dispose()
         writer = sqlite3.connect(database, isolation_level=None)
         writer.execute("BEGIN IMMEDIATE")
@@ -169,7 +181,7 @@ class TestSQLiteOwnEngine(ReadPath):
             writer.close()
         await store.close()
         later = SQLAlchemyStore.from_url(f"sqlite+aiosqlite:///{database}")
-        assert isinstance(await later.save(KEY, b"two", FRESH, version), int)  # type: ignore[arg-type]
+        assert isinstance(await later.save(KEY, b"two", LONG, version), int)  # type: ignore[arg-type]
         await later.close()
         with sqlite3.connect(database) as reader:
             assert reader.execute("PRAGMA journal_mode").fetchone() == ("wal",)
@@ -177,7 +189,7 @@ class TestSQLiteOwnEngine(ReadPath):
     async def test_an_engine_handed_in_keeps_its_journal_mode(self, database: Path) -> None:
         engine = create_async_engine(f"sqlite+aiosqlite:///{database}")
         store = SQLAlchemyStore(engine)
-        await store.save(KEY, b"one", FRESH, None)
+        await store.save(KEY, b"one", LONG, None)
         await engine.dispose()
         with sqlite3.connect(database) as reader:
             assert reader.execute("PRAGMA journal_mode").fetchone() == ("delete",)
@@ -221,22 +233,26 @@ class TestPostgres(ReadPath):
     def writes(self, store: SQLAlchemyStore) -> Writes:
         return lambda: postgres_rows_written(store)
 
-    async def test_repeated_loads_run_one_prepared_statement(
+    async def test_repeated_loads_and_expires_run_one_prepared_statement_each(
         self, store: SQLAlchemyStore
     ) -> None:
-        """asyncpg prepares a statement per connection and SQL text; a load that
-        rebuilt its SQL differently, or defeated the cache, would prepare again."""
-        await store.save(KEY, b"one", FRESH, None)
+        """asyncpg prepares a statement per connection and SQL text; a load or
+        expire that rebuilt its SQL differently, or defeated the cache, would
+        prepare again. A load with refresh and an expire share the UPDATE."""
+        await store.save(KEY, b"one", LONG, None)
         for _ in range(7):
-            await store.load(KEY, **REFRESH)
+            await store.load(KEY, refresh_ttl=REFRESH)
+            await store.expire(KEY, REFRESH)
         prepared = await prepared_statements(store, f"SELECT %FROM {store.table.name} %")
         assert [runs for _, runs in prepared] == [7], prepared
+        prepared = await prepared_statements(store, f"UPDATE {store.table.name} SET expiry%")
+        assert [runs for _, runs in prepared] == [14], prepared
 
     async def test_a_store_with_its_own_engine_runs_statements_without_transactions(
         self, postgres_server: PostgresServer
     ) -> None:
         store = SQLAlchemyStore.from_url(postgres_server.url, f"sessions_{secrets.token_hex(4)}")
-        await store.save(KEY, b"one", DUE, None)
+        await store.save(KEY, b"one", SHORT, None)
         # Warm up: each pooled connection prepares a statement the first time.
         await store.load(KEY)
 
@@ -246,12 +262,14 @@ class TestPostgres(ReadPath):
             return postgres_server.statements_since(start)
 
         try:
-            due = await logged(store.load(KEY, **REFRESH))
-            fresh = await logged(store.load(KEY, **REFRESH))
+            refreshing = await logged(store.load(KEY, refresh_ttl=REFRESH))
+            read = await logged(store.load(KEY))
+            expired = await logged(store.expire(KEY, REFRESH))
         finally:
             await store.close()
-        assert [statement_verb(line) for line in due] == ["SELECT", "UPDATE"], due
-        assert [statement_verb(line) for line in fresh] == ["SELECT"], fresh
+        assert [statement_verb(line) for line in refreshing] == ["SELECT", "UPDATE"], refreshing
+        assert [statement_verb(line) for line in read] == ["SELECT"], read
+        assert [statement_verb(line) for line in expired] == ["UPDATE"], expired
 
 
 def statement_verb(logged: str) -> str:
