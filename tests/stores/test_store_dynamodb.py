@@ -44,6 +44,11 @@ async def store(dynamodb_server: DynamoDBServer, table: str) -> AsyncIterator[Dy
     await store.close()
 
 
+async def stored_item(raw: Any, table: str) -> Any:
+    """The item at KEY as DynamoDB holds it."""
+    return (await raw.get_item(TableName=table, Key={"id": {"S": KEY}}))["Item"]
+
+
 class DynamoDBLeftovers:
     """Items past their expiry that DynamoDB's (lazy) TTL has not removed yet."""
 
@@ -107,21 +112,32 @@ class TestDynamoDBStore(StoreContract, ExpiredLeftovers):
         assert await store.load(KEY, refresh_ttl=900) is not None
         deadline, expiry = await remaining()
         assert 890 < deadline <= 900 and 890 < expiry <= 901
+        assert await store.expire(KEY, 300)
+        deadline, expiry = await remaining()
+        assert 290 < deadline <= 300 and 290 < expiry <= 301
 
-    async def test_a_load_within_refresh_after_writes_nothing(
+    async def test_a_load_without_refresh_writes_nothing_and_reports_the_deadline(
         self, store: DynamoDBStore, raw: Any, table: str
     ) -> None:
-        async def stored() -> Any:
-            return (await raw.get_item(TableName=table, Key={"id": {"S": KEY}}))["Item"]
-
         version = await create(store, ttl=60)
-        before = await stored()
-        record = await store.load(KEY, refresh_ttl=60, refresh_after=30)
+        before = await stored_item(raw, table)
+        record = await store.load(KEY)
         assert record == Record(b"one", version) and not record.refreshed  # type: ignore[arg-type]
-        assert await stored() == before  # deadline and expiry included
-        record = await store.load(KEY, refresh_ttl=120, refresh_after=30)  # 60 s left: due
-        assert record == Record(b"one", version) and record.refreshed  # type: ignore[arg-type]
-        after = await stored()
+        assert record.expires_at == int(before["deadline"]["N"]) / 1000
+        assert await stored_item(raw, table) == before  # deadline and expiry included
+
+    @pytest.mark.parametrize("move", ["load", "expire"])
+    async def test_a_refresh_and_expire_move_the_deadline_alone(
+        self, store: DynamoDBStore, raw: Any, table: str, move: str
+    ) -> None:
+        version = await create(store, ttl=60)
+        before = await stored_item(raw, table)
+        if move == "load":
+            record = await store.load(KEY, refresh_ttl=120)
+            assert record == Record(b"one", version) and record.refreshed  # type: ignore[arg-type]
+        else:
+            assert await store.expire(KEY, 120)
+        after = await stored_item(raw, table)
         assert (after["data"], after["version"]) == (before["data"], before["version"])
         assert 115 < int(after["deadline"]["N"]) / 1000 - time.time() <= 120
         assert 115 < int(after["expiry"]["N"]) - time.time() <= 121  # whole seconds, rounded up
@@ -151,17 +167,18 @@ class TestDynamoDBStore(StoreContract, ExpiredLeftovers):
 
         version = await create(store)
         assert await operations(lambda: store.load(KEY)) == ["GetItem"]
-        # A refresh within refresh_after is the read alone; a due one, a second request.
-        fresh = await operations(lambda: store.load(KEY, refresh_ttl=60, refresh_after=30))
-        assert fresh == ["GetItem"]
-        due = await operations(lambda: store.load(KEY, refresh_ttl=60))
-        assert due == ["GetItem", "UpdateItem"]
+        # A refresh is the read and an update of the deadline; expire, the update alone.
+        refreshing = await operations(lambda: store.load(KEY, refresh_ttl=60))
+        assert refreshing == ["GetItem", "UpdateItem"]
+        assert await operations(lambda: store.expire(KEY, 60)) == ["UpdateItem"]
+        assert await operations(lambda: store.expire("session:missing", 60)) == ["UpdateItem"]
         assert await operations(lambda: store.save("session:new", b"x", 60, None)) == ["PutItem"]
         assert await operations(lambda: store.save(KEY, b"x", 60, version)) == ["PutItem"]  # type: ignore[arg-type]
         # A failed compare-and-set returns the old item: still one request.
         assert await operations(lambda: store.save(KEY, b"x", 60, version)) == ["PutItem"]  # type: ignore[arg-type]
         assert await operations(lambda: store.save("session:new", b"x", 60, None)) == ["PutItem"]
         assert await operations(lambda: store.delete(KEY)) == ["DeleteItem"]
+
 
 class TestDynamoDBUnreachable(UnreachableStore):
     @pytest.fixture

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import anyio
@@ -126,23 +127,65 @@ class TestMongoDBStore(StoreContract, ExpiredLeftovers):
         assert 895 < await seconds_left() <= 900
         assert await store.load(KEY) == Record(b"two", new_version)
 
-    async def test_a_load_within_refresh_after_writes_nothing(
+    async def test_a_load_without_refresh_writes_nothing_and_reports_the_deadline(
         self, store: MongoDBStore, raw: AsyncMongoClient[Document], collection_name: str
     ) -> None:
         sessions = raw["quart_session"][collection_name]
         version = await create(store, ttl=60)
         before = await sessions.find_one({"_id": KEY})
         assert before is not None
-        record = await store.load(KEY, refresh_ttl=60, refresh_after=30)
+        record = await store.load(KEY)
         assert record == Record(b"one", version) and not record.refreshed  # type: ignore[arg-type]
+        assert record.expires_at == stored_date(before["expiry"]).timestamp()
         assert await sessions.find_one({"_id": KEY}) == before  # expiry included
-        record = await store.load(KEY, refresh_ttl=120, refresh_after=30)  # 60 s left: due
-        assert record == Record(b"one", version) and record.refreshed  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize("move", ["load", "expire"])
+    async def test_a_refresh_and_expire_move_the_deadline_alone(
+        self,
+        store: MongoDBStore,
+        raw: AsyncMongoClient[Document],
+        collection_name: str,
+        move: str,
+    ) -> None:
+        sessions = raw["quart_session"][collection_name]
+        version = await create(store, ttl=60)
+        before = await sessions.find_one({"_id": KEY})
+        assert before is not None
+        if move == "load":
+            record = await store.load(KEY, refresh_ttl=120)
+            assert record == Record(b"one", version) and record.refreshed  # type: ignore[arg-type]
+        else:
+            assert await store.expire(KEY, 120)
         after = await sessions.find_one({"_id": KEY})
         assert after is not None
         assert (after["data"], after["version"]) == (before["data"], before["version"])
         deadline = stored_date(after["expiry"]) - datetime.now(UTC)
         assert timedelta(seconds=115) < deadline <= timedelta(seconds=120)
+        # Read back (as text on nx-27017, see stored_date) to the millisecond.
+        record = await store.load(KEY)
+        assert record is not None and record.expires_at is not None
+        assert abs(record.expires_at - stored_date(after["expiry"]).timestamp()) < 0.001
+
+    @pytest.mark.parametrize(
+        "options",
+        [
+            {"datetime_conversion": "DATETIME_MS"},
+            {"tz_aware": True, "tzinfo": timezone(timedelta(hours=-5))},
+        ],
+        ids=["DatetimeMS", "another-zone"],
+    )
+    async def test_the_deadline_is_read_whatever_the_clients_codec_options(
+        self, mongo_server: MongoServer, collection_name: str, options: dict[str, Any]
+    ) -> None:
+        client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_server.uri, **options)
+        store = MongoDBStore(client, "quart_session", collection_name, owns_client=True)
+        try:
+            await create(store, ttl=60)
+            record = await store.load(KEY)
+            assert record is not None and record.expires_at is not None
+            assert 58 < record.expires_at - time.time() <= 60
+        finally:
+            await store.close()
 
     async def test_count_sees_only_live_records_with_the_prefix(self, store: MongoDBStore) -> None:
         await create(store, key="session:a")
@@ -188,11 +231,10 @@ class TestMongoDBStore(StoreContract, ExpiredLeftovers):
         version = await create(store)
         counter.commands.clear()
         assert await commands(lambda: store.load(KEY)) == ["find"]
-        # A refresh within refresh_after is the read alone; a due one, a second trip.
-        assert await commands(lambda: store.load(KEY, refresh_ttl=60, refresh_after=30)) == [
-            "find"
-        ]
-        assert await commands(lambda: store.load(KEY, refresh_ttl=60)) == ["find", "findAndModify"]
+        # A refresh is the read and an update of the deadline; expire, the update alone.
+        assert await commands(lambda: store.load(KEY, refresh_ttl=60)) == ["find", "update"]
+        assert await commands(lambda: store.expire(KEY, 60)) == ["update"]
+        assert await commands(lambda: store.expire("session:missing", 60)) == ["update"]
         assert await commands(lambda: store.save("session:new", b"x", 60, None)) == ["update"]
         assert await commands(lambda: store.save(KEY, b"x", 60, version)) == ["update"]  # type: ignore[arg-type]
         # Only a failed compare-and-set looks again, to tell CONFLICT from GONE.
@@ -200,12 +242,16 @@ class TestMongoDBStore(StoreContract, ExpiredLeftovers):
         assert await commands(lambda: store.save("session:new", b"x", 60, None)) == ["update"]
         assert await commands(lambda: store.delete(KEY)) == ["delete"]
 
+
 class TestMongoDBUnreachable(UnreachableStore):
     @pytest.fixture
     def unreachable(self) -> Unreachable:
         port = free_port()
         return Unreachable(
-            config={"SESSION_TYPE": "mongodb", "SESSION_URI": f"mongodb://u:secret@127.0.0.1:{port}"},
+            config={
+                "SESSION_TYPE": "mongodb",
+                "SESSION_URI": f"mongodb://u:secret@127.0.0.1:{port}",
+            },
             address=f"127.0.0.1:{port}/quart_session.sessions",
             error=ConnectionError,
             match="Connect call failed",
