@@ -252,8 +252,11 @@ async def test_a_session_file_of_another_user_is_absent(
 ) -> None:
     await store.save(KEY, b"planted", 60, None)
     os.chown(file_of(folder, KEY), OTHER_UID, OTHER_UID)
+    deadline = file_of(folder, KEY).stat().st_mtime_ns
     assert await store.load(KEY) is None
-    assert await store.load(KEY, refresh_ttl=60) is None
+    assert await store.load(KEY, refresh_ttl=600) is None
+    assert await store.expire(KEY, 600) is False
+    assert file_of(folder, KEY).stat().st_mtime_ns == deadline  # neither moved it
     assert await store.count("session:") == 0
     assert await store.save(KEY, b"x", 60, "any-version") is Outcome.GONE
     version = await store.save(KEY, b"ours", 60, None)
@@ -268,7 +271,10 @@ async def test_a_session_file_holding_another_keys_record_is_absent(
 ) -> None:
     await store.save(OTHER_KEY, b"someone else's", 60, None)
     plant(file_of(folder, KEY), file_of(folder, OTHER_KEY).read_bytes())
+    deadline = file_of(folder, KEY).stat().st_mtime_ns
     assert await store.load(KEY) is None
+    assert await store.expire(KEY, 7200) is False
+    assert file_of(folder, KEY).stat().st_mtime_ns == deadline
     assert await store.count("session:") == 1
     assert warnings()
 
@@ -281,8 +287,11 @@ async def test_a_session_file_symlink_is_never_followed(
     outside = folder.with_name("outside")
     file_of(folder, KEY).rename(outside)
     file_of(folder, KEY).symlink_to(outside)
+    deadline = outside.stat().st_mtime_ns
     assert await store.load(KEY) is None
-    assert await store.load(KEY, refresh_ttl=60) is None
+    assert await store.load(KEY, refresh_ttl=600) is None
+    assert await store.expire(KEY, 600) is False
+    assert outside.stat().st_mtime_ns == deadline  # the target's times untouched
     assert warnings()
 
 
@@ -331,6 +340,7 @@ async def test_a_fifo_under_a_session_files_name_neither_hangs_nor_counts(
     unblock_a_fifo_reader(file_of(folder, KEY))
     started = time.monotonic()
     assert await store.load(KEY) is None
+    assert await store.expire(KEY, 60) is False
     assert time.monotonic() - started < 1
 
 
@@ -379,8 +389,11 @@ async def test_a_corrupt_live_file_is_absent_and_can_be_replaced(
     store: FileSystemStore, folder: Path, content: bytes, warnings: Warnings
 ) -> None:
     plant(file_of(folder, KEY), content)
+    deadline = file_of(folder, KEY).stat().st_mtime_ns
     assert await store.load(KEY) is None
-    assert await store.load(KEY, refresh_ttl=60) is None
+    assert await store.load(KEY, refresh_ttl=7200) is None
+    assert await store.expire(KEY, 7200) is False
+    assert file_of(folder, KEY).stat().st_mtime_ns == deadline
     assert await store.save(KEY, b"new", 60, "0123456789abcdef") is Outcome.GONE
     version = await store.save(KEY, b"new", 60, None)
     assert await store.load(KEY) == Record(b"new", version)  # type: ignore[arg-type]

@@ -59,6 +59,8 @@ class TestMemcachedStore(StoreContract):
         assert 35 * DAY - 10 <= remaining <= 35 * DAY + 2
         assert await store.load("session:long", refresh_ttl=50 * DAY) is not None
         assert 50 * DAY - 10 <= await remaining_ttl(raw, b"session:long") <= 50 * DAY + 2
+        assert await store.expire("session:long", 45 * DAY)
+        assert 45 * DAY - 10 <= await remaining_ttl(raw, b"session:long") <= 45 * DAY + 2
 
     async def test_valid_keys_are_stored_readable(
         self, store: MemcachedStore, raw: aiomcache.Client
@@ -104,6 +106,8 @@ class TestMemcachedStore(StoreContract):
         assert record is not None
         assert await round_trips(store.load("session:rt")) == 1
         assert await round_trips(store.load("session:rt", refresh_ttl=60)) == 1
+        assert await round_trips(store.expire("session:rt", 60)) == 1
+        assert await round_trips(store.expire("session:missing", 60)) == 1
         assert await round_trips(store.save("session:rt", b"b", 60, record.version)) == 1
         assert await round_trips(store.save("session:rt", b"c", 60, record.version)) == 1
         assert await round_trips(store.delete("session:rt")) == 1
@@ -129,6 +133,7 @@ class TestMemcachedStore(StoreContract):
         record = await store.load("session:b")
         assert record is not None and record.payload == b"b"
         await client.close()
+
 
 class TestMemcachedCutShort(CutShortOperations):
     @pytest.fixture

@@ -191,6 +191,11 @@ async def test_ttls_either_side_of_30_days_keep_the_record_that_long(
     assert ttl - 10 <= remaining_ttl(server, b"session:month") <= ttl + 2
     assert await store.load("session:month", refresh_ttl=ttl) is not None
     assert ttl - 10 <= remaining_ttl(server, b"session:month") <= ttl + 2
+    assert await store.expire("session:month", 60)
+    assert 50 <= remaining_ttl(server, b"session:month") <= 62
+    assert await store.expire("session:month", ttl)
+    assert ttl - 10 <= remaining_ttl(server, b"session:month") <= ttl + 2
+    assert raw_record(server, b"session:month") == (b"kept", version)
 
 
 def test_the_last_deadline_memcached_holds_is_sent_and_a_later_one_refused(
@@ -211,6 +216,9 @@ async def test_a_deadline_just_before_2038_is_stored_and_read_back(
     record = await store.load("session:2037", refresh_ttl=ttl)
     assert record is not None and (record.payload, record.version) == (b"long", version)
     assert ttl - 10 <= remaining_ttl(server, b"session:2037") <= ttl + 2
+    assert await store.expire("session:2037", 60)
+    assert await store.expire("session:2037", ttl)
+    assert ttl - 10 <= remaining_ttl(server, b"session:2037") <= ttl + 2
 
 
 async def test_a_deadline_after_2038_is_refused_without_writing(
@@ -226,6 +234,7 @@ async def test_a_deadline_after_2038_is_refused_without_writing(
         await failure(store.save("session:2038", b"new", ttl, version)),
         await failure(store.save("session:2038-new", b"new", ttl, None)),
         await failure(store.load("session:2038", refresh_ttl=ttl)),
+        await failure(store.expire("session:2038", ttl)),
     ]
 
     assert raw_record(server, b"session:2038") == (old, version)

@@ -8,6 +8,7 @@ import pytest
 from quart import Quart, session
 
 from quart_session import Session
+from quart_session.stores.null import NullStore
 
 from ..suites.behaviour import Browser
 
@@ -33,3 +34,10 @@ async def test_null_store_warns_and_forgets(caplog: pytest.LogCaptureFixture) ->
         assert await browser.text("/set") == "'alice'"
     assert "never stored" in caplog.text
     assert await browser.text("/get") == "None"
+
+
+async def test_null_store_has_nothing_to_load_or_expire() -> None:
+    store = NullStore()
+    assert await store.save("session:a", b"x", 60, None) == 0
+    assert await store.load("session:a", refresh_ttl=60) is None
+    assert await store.expire("session:a", 60) is False

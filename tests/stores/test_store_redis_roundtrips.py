@@ -62,6 +62,8 @@ class RoundTrips(redis_roundtrips.CountsCommands):
         version = await store.load(KEY)
         assert version is not None
         assert await self.commands(counter, store.load(KEY, 60)) == {"getex": 1}
+        assert await self.commands(counter, store.expire(KEY, 60)) == {"expire": 1}
+        assert await self.commands(counter, store.expire("session:missing", 60)) == {"expire": 1}
         assert await self.commands(counter, store.save(KEY, b"2", 60, version.version)) == SAVE
         stale = store.save(KEY, b"3", 60, version.version)
         assert await self.commands(counter, stale) == {"evalsha": 1, "getrange": 1}
