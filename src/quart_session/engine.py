@@ -35,7 +35,7 @@ from .compat import legacy_meta
 from .config import Settings, latest_deadline
 from .errors import SessionBackendError, SessionConfigError, SessionConflictError, SessionDataError
 from .ids import IdCodec, record_name
-from .lifetimes import CREATED, Lifetimes, refresh_due, whole_seconds
+from .lifetimes import CREATED, Lifetimes, refresh_due, seconds_of, stamp
 from .locks import SessionTurns
 from .serializers import Serializer, dumps_bytes
 from .stores import build_store
@@ -292,11 +292,11 @@ class SessionEngine:
             return None
         now = time.time()
         stamped = settings.absolute_lifetime is not None and (
-            whole_seconds(meta.get(CREATED)) is None
+            seconds_of(meta.get(CREATED)) is None
         )
         if stamped:
             # Stored before the absolute lifetime was switched on: it counts from now.
-            meta = {**meta, CREATED: int(now)}
+            meta = {**meta, CREATED: stamp(now)}
         ttl = self.lifetimes.ttl(meta, now)
         if ttl is None:
             await self._expire(name, record.version, sid)
@@ -354,7 +354,7 @@ class SessionEngine:
 
     def _born(self, meta: dict[str, Any]) -> tuple[dict[str, Any], int]:
         """*meta* of a session created (or regenerated) now, and its time to live."""
-        created = int(time.time())
+        created = stamp(time.time())
         meta = {**meta, CREATED: created}
         # Counted from the stamp itself: a fresh session has its whole lifetime.
         ttl = self.lifetimes.ttl(meta, created)

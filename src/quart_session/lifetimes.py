@@ -19,7 +19,8 @@ from datetime import timedelta
 from typing import Any
 
 #: In a record's metadata: when the session was created or last regenerated
-#: (seconds since the epoch, whole): where its absolute lifetime counts from.
+#: (seconds since the epoch, to the millisecond): where its absolute lifetime
+#: counts from.
 CREATED = "c"
 #: In a record's metadata: the session's own lifetime in seconds (absent: the
 #: configured one).
@@ -44,12 +45,24 @@ def lifetime_seconds(value: Any) -> int | None:
     return math.ceil(seconds)
 
 
-def whole_seconds(value: Any) -> int | None:
-    """A number the metadata holds as whole seconds, or None if it holds
-    something else (not written by us)."""
+def seconds_of(value: Any) -> float | None:
+    """A number of seconds the metadata holds, or None if it holds something
+    else (not written by us)."""
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return int(value)
+        return float(value)
     return None
+
+
+def whole_seconds(value: Any) -> int | None:
+    """:func:`seconds_of`, in whole seconds."""
+    seconds = seconds_of(value)
+    return None if seconds is None else int(seconds)
+
+
+def stamp(now: float) -> float:
+    """The creation stamp of a session created at *now*: to the millisecond,
+    never later (its absolute end never later than its lifetime allows)."""
+    return math.floor(now * 1000) / 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +87,7 @@ class Lifetimes:
         ttl = own if own is not None and own > 0 else self.idle
         ttl = min(ttl, int(self.latest - now))
         if self.absolute is not None:
-            created = whole_seconds(meta.get(CREATED))
+            created = seconds_of(meta.get(CREATED))
             if created is not None:
                 left = math.floor(created + self.absolute - now)
                 if left < 1:

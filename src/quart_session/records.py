@@ -72,7 +72,7 @@ ADDRESS = "a"
 def meta(
     permanent: bool,
     address: str | None,
-    created: int | None = None,
+    created: float | None = None,
     lifetime: int | None = None,
 ) -> dict[str, Any]:
     """A session's metadata."""

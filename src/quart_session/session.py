@@ -18,7 +18,7 @@ from quart.sessions import SessionMixin
 from . import records
 from .engine import Basis, SessionEngine, StoredSession, Written
 from .errors import SessionNotLoadedError
-from .lifetimes import CREATED, LIFETIME, lifetime_seconds, whole_seconds
+from .lifetimes import CREATED, LIFETIME, lifetime_seconds, seconds_of, whole_seconds
 from .stores.base import Version
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ class ServerSideSession(dict[str, Any], SessionMixin):
     #: Whether the cookie must be re-sent anyway (signed with an old key).
     resend_cookie = False
     #: When it was created or last regenerated (seconds since the epoch), once stored.
-    created_at: int | None = None
+    created_at: float | None = None
     #: Its own lifetime in seconds, None for the configured one.
     _lifetime: int | None = None
     #: Seconds it may live from when it was loaded or last saved (the cookie's
@@ -269,7 +269,7 @@ class ServerSideSession(dict[str, Any], SessionMixin):
     def _stand_for(self, stored: StoredSession) -> None:
         """Take the lifetimes of *stored*."""
         meta = stored.meta
-        self.created_at = whole_seconds(meta.get(CREATED))
+        self.created_at = seconds_of(meta.get(CREATED))
         self._lifetime = whole_seconds(meta.get(LIFETIME))
         self.ttl = stored.ttl
 
