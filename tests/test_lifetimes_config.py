@@ -109,12 +109,11 @@ def app(tmp_path: Path) -> Quart:
         session["user"] = "alice"
         session.lifetime = timedelta(hours=1)  # type: ignore[attr-defined]
         session.modified = False
+        refused: str | None = None
         try:
             session.lifetime = VALUES[name]  # type: ignore[attr-defined]
         except ValueError as error:
             refused = str(error)
-        else:
-            refused = None
         lifetime = session.lifetime  # type: ignore[attr-defined]
         return {
             "refused": refused,
