@@ -307,9 +307,8 @@ class SessionEngine:
                 due = ttl != settings.lifetime  # its own lifetime, or near its absolute end
             else:
                 expires_at = record.expires_at
-                due = expires_at is None or refresh_due(
-                    expires_at - now, ttl, settings.refresh_after
-                )
+                after = self.lifetimes.refresh_after(ttl, settings.refresh_after)
+                due = expires_at is None or refresh_due(expires_at - now, ttl, after)
             if due:
                 if not await self.calls.run(store, store.expire, key, ttl):
                     return None  # ended (logout) since the read

@@ -95,6 +95,14 @@ class Lifetimes:
                 ttl = min(ttl, left)
         return ttl
 
+    def refresh_after(self, ttl: int, configured: int) -> int:
+        """How long after a paid refresh the next is due, for a session with
+        *ttl*: SESSION_REFRESH_AFTER (*configured*, chosen for the configured
+        lifetime), or at most a tenth of a shorter TTL of its own (as the
+        default is), else an active user of a 3-second session under a
+        60-second SESSION_REFRESH_AFTER would be logged out."""
+        return configured if ttl >= self.idle else min(configured, ttl // 10)
+
 
 def refresh_due(remaining: float, ttl: int, refresh_after: int) -> bool:
     """Whether a read must reset an expiry *remaining* seconds away to *ttl*,

@@ -135,6 +135,15 @@ def test_when_a_paid_refresh_is_due(remaining: float, ttl: int, after: int, due:
     assert refresh_due(remaining, ttl, after) is due
 
 
+def test_a_session_with_a_shorter_ttl_than_configured_refreshes_sooner() -> None:
+    lifetimes = Lifetimes(86400, None, LATEST)
+    assert lifetimes.refresh_after(86400, 60) == 60  # the configured lifetime: as configured
+    assert lifetimes.refresh_after(30 * 86400, 60) == 60  # a longer one of its own
+    assert lifetimes.refresh_after(300, 60) == 30  # a tenth of a shorter one
+    assert lifetimes.refresh_after(3, 60) == 0  # every read
+    assert Lifetimes(60, None, LATEST).refresh_after(60, 30) == 30  # explicit, kept
+
+
 @given(
     absolute=st.integers(2, 10**6),
     set_at=st.floats(0, 10**6, allow_nan=False),
