@@ -218,7 +218,6 @@ class LifetimeBehaviour:
                 assert started <= end, "a request after the end found the session alive"
                 await self.assert_kept_until_at_most(read_ttl, key, created + ABSOLUTE, longest)
         assert user == "None"
-        assert await read_ttl(key) is None
         assert await browser.text("/get/user") == "None"
         # HTTP dates hold whole seconds; the stamp is whole seconds too.
         assert all(moment <= created + ABSOLUTE for moment in expires if moment), expires
@@ -227,6 +226,7 @@ class LifetimeBehaviour:
             assert expired in ([], ended)
         else:
             assert finished >= end, "ended before its absolute lifetime"
+            assert await read_ttl(key) is None
             assert await read_raw(key) is None  # deleted, not left to expire
             assert expired == ended
 
@@ -258,8 +258,9 @@ class LifetimeBehaviour:
         sid = browser.sid
         await sleep_until(second + ABSOLUTE - 1 + 0.1)
         assert await browser.text("/get/user") == "None"
-        # Ended by this request, or expired in the store just before it.
-        assert await read_ttl(self.key(app, sid)) is None
+        if not self.COARSE_EXPIRY:  # there the store's own view may differ from its deadline
+            # Ended by this request, or expired in the store just before it.
+            assert await read_ttl(self.key(app, sid)) is None
 
     async def test_a_session_stored_before_the_setting_is_stamped_at_its_next_request(
         self, make_app: Callable[..., Quart], read_ttl: ReadTtl
