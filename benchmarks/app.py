@@ -82,7 +82,9 @@ def build_app(spec: dict[str, Any]) -> Quart:
             _install_session(app, kind, spec.get("glide_port"))
         elif kind == "minimal":
             app.session_interface = MinimalSessionInterface()
-        _session_views(app, marks_no_session=kind in ("ours", "qs3"))
+        _session_views(
+            app, marks_no_session=kind in ("ours", "qs3"), lifetime=spec.get("session_lifetime")
+        )
     return app
 
 
@@ -198,7 +200,14 @@ def _install_session(app: Quart, kind: str, glide_port: int | None) -> None:
     quart_session.Session(app)
 
 
-def _session_views(app: Quart, marks_no_session: bool) -> None:
+def _session_views(app: Quart, marks_no_session: bool, lifetime: int | None = None) -> None:
+    """The views; with *lifetime*, the sessions ``/fill`` and ``/fill-tiny``
+    store have that lifetime of their own ("remember me")."""
+
+    def remember() -> None:
+        if lifetime is not None:
+            session.lifetime = lifetime  # type: ignore[attr-defined]
+
     async def read() -> str:
         session.get("user_id")
         return "ok"
@@ -209,6 +218,7 @@ def _session_views(app: Quart, marks_no_session: bool) -> None:
 
     async def fill() -> str:
         session.update(REALISTIC_SESSION)
+        remember()
         return "ok"
 
     async def read_tiny() -> str:
@@ -221,6 +231,7 @@ def _session_views(app: Quart, marks_no_session: bool) -> None:
 
     async def fill_tiny() -> str:
         session["n"] = next(_counter)
+        remember()
         return "ok"
 
     async def plain() -> str:

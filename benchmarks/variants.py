@@ -58,6 +58,15 @@ def all_variants(at: Endpoints) -> list[Variant]:
     secret = {"SECRET_KEY": "benchmark secret key"}
     glide = ours("glide", "ours, Redis (GLIDE)", "redis", SESSION_TYPE="redis")
     glide.spec["glide_port"] = at.redis_port
+    # Sessions with a lifetime of their own: a read adds an EXPIRE on Redis.
+    remember_me = ours(
+        "redis-remember-me",
+        "ours, Redis (redis-py), session.lifetime = 30 days",
+        "redis",
+        SESSION_TYPE="redis",
+        SESSION_URI=at.redis_url,
+    )
+    remember_me.spec["session_lifetime"] = 30 * 86400
     return [
         Variant("none", "no session", {"kind": "none"}),
         # A second identical process: its "overhead" is the run's noise.
@@ -131,6 +140,16 @@ def all_variants(at: Endpoints) -> list[Variant]:
             SESSION_TYPE="memory",
             SESSION_ENCRYPTION_KEYS=[BENCHMARK_KEY],
         ),
+        # Ids stored as they are (SESSION_HASH_IDS off): what hashing costs.
+        ours(
+            "redis-raw-ids",
+            "ours, Redis (redis-py), SESSION_HASH_IDS off",
+            "redis",
+            SESSION_TYPE="redis",
+            SESSION_URI=at.redis_url,
+            SESSION_HASH_IDS=False,
+        ),
+        remember_me,
         ours(
             "redis-encrypted",
             "ours, Redis (redis-py), SESSION_ENCRYPTION_KEYS",

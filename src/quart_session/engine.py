@@ -56,6 +56,10 @@ MAX_MOVES = 3
 #: Attempts to find an unused id; a collision of 256-bit ids does not happen,
 #: so a second failure means the store is broken.
 MAX_CREATE_ATTEMPTS = 3
+#: How many sessions with a TTL of their own this process remembers, so that
+#: a store refreshing for free refreshes to it in the read itself (about 100
+#: bytes each).
+TTL_HINTS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +148,9 @@ class SessionEngine:
         self.sender = sender
         self._serializer: Serializer | None = None
         self._turns = SessionTurns()
+        #: Record name -> the TTL its session last had, for sessions whose TTL
+        #: is not the configured lifetime (see load_named).
+        self._ttl_hints: dict[str, int] = {}
         self.configure(settings)
         if store is not None:
             self._store = self._sealed(store)
@@ -277,11 +284,14 @@ class SessionEngine:
     ) -> StoredSession | None:
         """:meth:`load` of the record named *name* (session *sid*, if known)."""
         store, settings, key = self.store, self.settings, self._key(name)
-        # Where a refresh rides along with the read, the configured lifetime
-        # is refreshed in the same round trip (most sessions have no other);
-        # elsewhere the read reports the expiry, and a refresh waits until due.
+        # Where a refresh rides along with the read, it refreshes to the TTL
+        # the session had when this process last saw it, else the configured
+        # lifetime (most sessions have no other): the TTL it needs is known
+        # only once the record is read. Elsewhere the read reports the
+        # expiry, and a refresh waits until due.
         free = store.refresh_is_free
-        refresh_ttl = settings.lifetime if refresh and free else None
+        hints = self._ttl_hints
+        refresh_ttl = hints.get(name, settings.lifetime) if refresh and free else None
         record = await self.calls.run(store, store.load, key, refresh_ttl)
         if record is None or records.is_marker(record.payload):
             return None
@@ -291,9 +301,7 @@ class SessionEngine:
             logger.warning("Starting a fresh session: stored session is corrupt (%s)", error)
             return None
         now = time.time()
-        stamped = settings.absolute_lifetime is not None and (
-            seconds_of(meta.get(CREATED)) is None
-        )
+        stamped = settings.absolute_lifetime is not None and (seconds_of(meta.get(CREATED)) is None)
         if stamped:
             # Stored before the absolute lifetime was switched on: it counts from now.
             meta = {**meta, CREATED: stamp(now)}
@@ -304,7 +312,9 @@ class SessionEngine:
         refreshed = record.refreshed
         if refresh:
             if free:
-                due = ttl != settings.lifetime  # its own lifetime, or near its absolute end
+                # Its own lifetime, or near its absolute end, and not hinted.
+                due = ttl != refresh_ttl
+                self._hint(name, ttl)
             else:
                 expires_at = record.expires_at
                 after = self.lifetimes.refresh_after(ttl, settings.refresh_after)
@@ -316,6 +326,22 @@ class SessionEngine:
         return StoredSession(
             sid, name, record.version, record.payload, data, meta, refreshed, ttl, stamped
         )
+
+    def _saved_with(self, name: str, ttl: int) -> None:
+        """Record *name* was just written with *ttl*: where reads refresh for
+        free, the next read refreshes to it."""
+        if self.store.refresh_is_free:
+            self._hint(name, ttl)
+
+    def _hint(self, name: str, ttl: int) -> None:
+        """Remember *ttl* for record *name* if it is not the configured lifetime."""
+        hints = self._ttl_hints
+        if ttl == self.settings.lifetime:
+            hints.pop(name, None)
+            return
+        if len(hints) >= TTL_HINTS and name not in hints:
+            del hints[next(iter(hints))]  # the oldest: a bound, not a cache policy
+        hints[name] = ttl
 
     async def _expire(self, name: str, version: Version | None, sid: str | None) -> None:
         """End the session in record *name*: its absolute lifetime is over."""
@@ -349,7 +375,9 @@ class SessionEngine:
         payload = self.encode(data, meta)
         sid, version = await self._create_record(payload, ttl)
         send(signals.session_created, self.sender, sid=sid)
-        return StoredSession(sid, self.name_of(sid), version, payload, data, meta, ttl=ttl)
+        name = self.name_of(sid)
+        self._saved_with(name, ttl)
+        return StoredSession(sid, name, version, payload, data, meta, ttl=ttl)
 
     def _born(self, meta: dict[str, Any]) -> tuple[dict[str, Any], int]:
         """*meta* of a session created (or regenerated) now, and its time to live."""
@@ -432,6 +460,7 @@ class SessionEngine:
                 return Written.GONE, None
             if not isinstance(result, Outcome):
                 send(signals.session_saved, self.sender, sid=sid)
+                self._saved_with(name, ttl)
                 written = Written.MOVED if name != loaded.name else Written.SAVED
                 stored = StoredSession(sid, name, result, payload, merged, merged_meta, ttl=ttl)
                 return written, stored
@@ -573,6 +602,7 @@ class SessionEngine:
                     await self.calls.run(store, store.delete, from_key)
                 send(signals.session_created, self.sender, sid=sid)
                 send(signals.session_regenerated, self.sender, old_sid=loaded.sid, sid=sid)
+                self._saved_with(name, ttl)
                 return StoredSession(sid, name, version, payload, merged, merged_meta, ttl=ttl)
             current = None
             if result is Outcome.CONFLICT:

@@ -21,10 +21,12 @@ from quart import Quart
 from ..servers import redis_roundtrips
 from ..servers.redis import CommandCounter, key_count
 from ..suites.behaviour import Browser, OnTrio, build_app
+from ..suites.lifetimes import add_lifetime_views
 
 pytestmark = pytest.mark.servers
 
 GETEX = Counter({"getex": 1})
+EXPIRE = Counter({"expire": 1})
 SAVE = Counter({"evalsha": 1, "getrange": 1, "set": 1})
 NOTHING: Counter[str] = Counter()
 
@@ -99,6 +101,31 @@ class RequestRoundTrips(redis_roundtrips.CountsCommands):
         browser = Browser(app)
         assert await self.commands(counter, browser, "/set/user/alice") == SAVE
         assert await self.commands(counter, browser, "/get/user") == {"get": 1}
+
+
+    async def test_a_session_with_a_lifetime_of_its_own_is_read_in_one_command(
+        self, make_app: Callable[..., Quart], counter: CommandCounter, ports: tuple[int, ...]
+    ) -> None:
+        """A read refreshes to the configured lifetime unless the process
+        knows the session's own TTL: the process that saved it knows, another
+        process corrects the TTL with one EXPIRE on its first read, then knows."""
+        app = make_app()
+        add_lifetime_views(app)
+        await self.warm_up(app, ports)
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        await browser.text("/lifetime/30d")
+        for _ in range(3):
+            assert await self.commands(counter, browser, "/get/user") == GETEX
+        other = make_app()  # another worker process: knows nothing of the session
+        await self.warm_up(other, ports)
+        elsewhere = Browser(other)
+        elsewhere.cookie = browser.cookie
+        assert await self.commands(counter, elsewhere, "/get/user") == GETEX + EXPIRE
+        assert await self.commands(counter, elsewhere, "/get/user") == GETEX
+        browser.cookie = elsewhere.cookie
+        assert await self.commands(counter, browser, "/lifetime/none") == GETEX + SAVE
+        assert await self.commands(counter, browser, "/get/user") == GETEX
 
 
 class TestRedisPyStandalone(redis_roundtrips.StoreFromUrl, RequestRoundTrips):
