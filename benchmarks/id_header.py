@@ -120,7 +120,7 @@ def transport_costs() -> None:
         response = Response("")
         transport.vary(response)
         if due:  # a refreshed read or a write: the cookie is re-sent
-            transport.send(request, response, value or "", True, 3600)
+            transport.send(request, response, value or "", True, int(time.time()) + 3600)
 
     def best(work: Any) -> float:
         return min(timeit.repeat(work, number=20_000, repeat=7)) / 20_000 * 1e6

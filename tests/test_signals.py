@@ -24,6 +24,7 @@ SIGNALS = [
     "session_deleted",
     "session_regenerated",
     "session_hijack_detected",
+    "session_expired",
     "session_store_error",
 ]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from quart.wrappers import BaseRequestWebsocket
@@ -65,20 +64,20 @@ class SessionCookie:
     def read(self, request: BaseRequestWebsocket) -> str | None:
         return read_cookie(request, self.name)
 
-    def header(self, value: str, permanent: bool, ttl: int) -> str:
-        """The Set-Cookie header value for *value*, of a session that lives
-        *ttl* more seconds (a permanent one's Expires: never past that).
+    def header(self, value: str, permanent: bool, expires: int) -> str:
+        """The Set-Cookie header value for *value*, of a session that ends at
+        *expires* (seconds since the epoch; a permanent one's Expires).
 
         What Werkzeug's ``dump_cookie`` makes, but only when the Expires
         second changes: the attributes after the value depend on nothing else.
         Session ids never need quoting (base64url, plus ``.`` when signed).
         """
-        expires = int(time.time()) + ttl if permanent else None
+        when = expires if permanent else None
         cached = self._cached
-        if cached is None or cached[0] != expires:
-            header = dump_cookie(self.name, "", expires=expires, **self._attributes)
+        if cached is None or cached[0] != when:
+            header = dump_cookie(self.name, "", expires=when, **self._attributes)
             name, _, attributes = header.partition("=")
-            cached = self._cached = (expires, f"{name}=", attributes)
+            cached = self._cached = (when, f"{name}=", attributes)
         return cached[1] + value + cached[2]
 
     def delete(self, response: Response) -> None:

@@ -99,10 +99,11 @@ class StoredSession:
     meta: dict[str, Any]
     #: Whether loading it reset its expiry (the cookie's Expires follows).
     refreshed: bool = False
-    #: Seconds it may live from the moment it was loaded or saved: its own or
-    #: the configured lifetime, cut short by its absolute end (a permanent
-    #: cookie's Expires is that far away). None where not worked out.
-    ttl: int | None = None
+    #: When it expires (seconds since the epoch) as of the moment it was
+    #: loaded or saved: its own or the configured lifetime from then, cut
+    #: short by its absolute end, never past it (a permanent cookie's
+    #: Expires). None where not worked out.
+    expires_at: float | None = None
     #: Loaded without the creation stamp an absolute lifetime counts from
     #: (stored before SESSION_ABSOLUTE_LIFETIME was set): ``meta`` has it
     #: now, and the session must be saved once to keep it.
@@ -324,7 +325,7 @@ class SessionEngine:
                     return None  # ended (logout) since the read
                 refreshed = True
         return StoredSession(
-            sid, name, record.version, record.payload, data, meta, refreshed, ttl, stamped
+            sid, name, record.version, record.payload, data, meta, refreshed, now + ttl, stamped
         )
 
     def _saved_with(self, name: str, ttl: int) -> None:
@@ -377,7 +378,8 @@ class SessionEngine:
         send(signals.session_created, self.sender, sid=sid)
         name = self.name_of(sid)
         self._saved_with(name, ttl)
-        return StoredSession(sid, name, version, payload, data, meta, ttl=ttl)
+        expires_at = meta[CREATED] + ttl
+        return StoredSession(sid, name, version, payload, data, meta, expires_at=expires_at)
 
     def _born(self, meta: dict[str, Any]) -> tuple[dict[str, Any], int]:
         """*meta* of a session created (or regenerated) now, and its time to live."""
@@ -449,7 +451,8 @@ class SessionEngine:
                 payload = self.encode(merged, merged_meta)
                 expected = current.version
                 send(signals.session_conflict_merged, self.sender, sid=sid, attempt=attempt)
-            ttl = self.lifetimes.ttl(merged_meta, time.time())
+            now = time.time()
+            ttl = self.lifetimes.ttl(merged_meta, now)
             if ttl is None:  # its absolute lifetime ended while the request ran
                 await self._expire(name, expected, sid)
                 return Written.GONE, None
@@ -462,7 +465,9 @@ class SessionEngine:
                 send(signals.session_saved, self.sender, sid=sid)
                 self._saved_with(name, ttl)
                 written = Written.MOVED if name != loaded.name else Written.SAVED
-                stored = StoredSession(sid, name, result, payload, merged, merged_meta, ttl=ttl)
+                stored = StoredSession(
+                    sid, name, result, payload, merged, merged_meta, expires_at=now + ttl
+                )
                 return written, stored
             current = await self._load_record(name)
             target = None if current is None else records.moved_to(current.payload)
@@ -603,7 +608,10 @@ class SessionEngine:
                 send(signals.session_created, self.sender, sid=sid)
                 send(signals.session_regenerated, self.sender, old_sid=loaded.sid, sid=sid)
                 self._saved_with(name, ttl)
-                return StoredSession(sid, name, version, payload, merged, merged_meta, ttl=ttl)
+                expires_at = meta[CREATED] + ttl
+                return StoredSession(
+                    sid, name, version, payload, merged, merged_meta, expires_at=expires_at
+                )
             current = None
             if result is Outcome.CONFLICT:
                 current = await self.calls.run(store, store.load, from_key)

@@ -18,6 +18,7 @@ from .session import ServerSideSession
 
 logger = logging.getLogger("quart_session")
 
+
 class Session:
     """Server-side sessions for a Quart app: ``Session(app)`` or
     ``Session().init_app(app)``."""

@@ -9,6 +9,7 @@ error handler's answer.
 from __future__ import annotations
 
 import logging
+import time
 
 from quart import Quart, Response, has_websocket_context, request, websocket
 from quart.sessions import SessionInterface, SessionMixin
@@ -233,8 +234,10 @@ class ServerSideSessionInterface(SessionInterface):
         if action is IdAction.SET:
             assert session.sid is not None
             value = self.ids.to_cookie(session.sid)
-            ttl = self.settings.lifetime if session.ttl is None else session.ttl
-            transport.send(request, response, value, session.permanent, ttl)
+            expires_at = session.expires_at
+            if expires_at is None:
+                expires_at = time.time() + self.settings.lifetime
+            transport.send(request, response, value, session.permanent, int(expires_at))
         elif action is IdAction.DELETE:
             transport.delete(response)
 

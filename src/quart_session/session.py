@@ -79,9 +79,9 @@ class ServerSideSession(dict[str, Any], SessionMixin):
     created_at: float | None = None
     #: Its own lifetime in seconds, None for the configured one.
     _lifetime: int | None = None
-    #: Seconds it may live from when it was loaded or last saved (the cookie's
-    #: Expires), None until the store has it.
-    ttl: int | None = None
+    #: When it expires (seconds since the epoch) as of when it was loaded or
+    #: last saved (a permanent cookie's Expires), None until the store has it.
+    expires_at: float | None = None
 
     def __init__(
         self,
@@ -271,7 +271,7 @@ class ServerSideSession(dict[str, Any], SessionMixin):
         meta = stored.meta
         self.created_at = seconds_of(meta.get(CREATED))
         self._lifetime = whole_seconds(meta.get(LIFETIME))
-        self.ttl = stored.ttl
+        self.expires_at = stored.expires_at
 
     def meta(self) -> dict[str, Any]:
         """The metadata stored beside the data."""
@@ -339,7 +339,7 @@ class ServerSideSession(dict[str, Any], SessionMixin):
         if not keep_data:
             super().clear()
         self.sid = self.name = self.version = self.loaded_payload = None
-        self.created_at = self.ttl = None
+        self.created_at = self.expires_at = None
         self.new = True
         self.cleared = False
 

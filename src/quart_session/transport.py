@@ -63,9 +63,10 @@ class IdTransport(Protocol):
         response: Response,
         value: str,
         permanent: bool,
-        ttl: int,
+        expires: int,
     ) -> None:
-        """Give the client of *request* *value*, the id as it must present it."""
+        """Give the client of *request* *value*, the id as it must present it,
+        of a session that ends at *expires* (seconds since the epoch)."""
 
     def delete(self, response: Response) -> None:
         """Tell the client its session ended."""
@@ -93,10 +94,10 @@ class CookieTransport:
         response: Response,
         value: str,
         permanent: bool,
-        ttl: int,
+        expires: int,
     ) -> None:
         # Also when unchanged: the cookie's Expires moves with every write.
-        response.headers.add("Set-Cookie", self.cookie.header(value, permanent, ttl))
+        response.headers.add("Set-Cookie", self.cookie.header(value, permanent, expires))
 
     def delete(self, response: Response) -> None:
         self.cookie.delete(response)
@@ -129,7 +130,7 @@ class HeaderTransport:
         response: Response,
         value: str,
         permanent: bool,
-        ttl: int,
+        expires: int,
     ) -> None:
         # Only a new or changed id (created, regenerated, re-signed): the
         # client already holds the one it sent.
