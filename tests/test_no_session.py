@@ -137,3 +137,30 @@ async def test_the_demos_health_check_costs_no_store_call() -> None:
     response = await browser.get("/health")
     assert response.status_code == 200 and await response.get_json() == {"status": "ok"}
     assert counting.calls == [] and "Set-Cookie" not in response.headers
+
+
+@pytest.mark.anyio
+async def test_the_url_is_matched_once_a_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The interface matches the URL before Quart does (Quart opens the session
+    first); Quart's own second match on that context is skipped."""
+    from werkzeug.routing import MapAdapter
+
+    matches: list[str] = []
+    original = MapAdapter.match
+
+    def counted(self: MapAdapter, *args: Any, **kwargs: Any) -> Any:
+        matches.append(self.path_info)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(MapAdapter, "match", counted)
+    app, counting = make_app()
+    browser = await logged_in(app, counting)
+    for path in ("/get", "/set/bob", "/slash/"):
+        matches.clear()
+        await browser.text(path)
+        assert matches == [path], path
+    client = app.test_client()
+    for path, status in (("/missing", 404), ("/slash", 308)):
+        matches.clear()
+        assert (await client.get(path)).status_code == status
+        assert matches == [path], path
