@@ -8,7 +8,9 @@ import base64
 import logging
 import secrets
 import sys
+import time
 import warnings
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +170,38 @@ def test_rotate_rewrites_old_and_unencrypted_sessions_under_the_first_key(
     assert "encrypted by a key not configured (id " in caplog.text
     for secret in (NEW.hex(), OLD.hex(), NEW_TEXT):
         assert secret not in caplog.text and secret not in output
+
+
+def test_rotate_keeps_each_session_s_own_lifetime(tmp_path: Path) -> None:
+    """A record rewritten under the new key keeps the time to live a request's
+    write would give it: a remember-me session is not cut to the configured
+    lifetime (the file's modification time is its deadline)."""
+    app = make_app(tmp_path, [OLD], PERMANENT_SESSION_LIFETIME=60)
+
+    @app.get("/remember")
+    async def remember() -> ResponseReturnValue:
+        session.lifetime = timedelta(days=30)  # type: ignore[attr-defined]
+        return "ok"
+
+    async def remembered() -> str:
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        await browser.text("/remember")
+        await interface_of(app).close()
+        assert browser.cookie is not None
+        return browser.cookie
+
+    cookie = anyio.run(remembered)
+    rotating = make_app(tmp_path, [NEW, OLD], PERMANENT_SESSION_LIFETIME=60)
+    status, output = rotate(rotating)
+    assert status == 0 and "1 rewritten under the first key" in output, output
+    # One record file (beside the store's lock folder); its modification time
+    # is its deadline.
+    (record,) = (path for path in (tmp_path / "sessions").iterdir() if path.is_file())
+    assert abs(record.stat().st_mtime - time.time() - 30 * 86400) < 60
+    assert read(make_app(tmp_path, [NEW], PERMANENT_SESSION_LIFETIME=60), cookie, "user") == (
+        "'alice'"
+    )
 
 
 def test_rotate_without_keys_says_so(tmp_path: Path) -> None:

@@ -210,12 +210,11 @@ async def rotate_sessions(interface: ServerSideSessionInterface) -> str:
         )
     outcomes: Counter[Resealed] = Counter()
     seen: set[str] = set()
-    lifetime = engine.settings.lifetime
     try:
         async for key in store.keys(engine.settings.key_prefix):
             if key not in seen:  # a listing may repeat a key written meanwhile
                 seen.add(key)
-                outcomes[await engine.calls.run(store, store.reseal, key, lifetime)] += 1
+                outcomes[await engine.calls.run(store, store.reseal, key, engine.ttl_of)] += 1
     except SessionBackendError:
         raise
     except Exception as error:  # the driver's own, while listing

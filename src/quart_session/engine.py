@@ -272,6 +272,17 @@ class SessionEngine:
             meta = legacy_meta(data, self.settings.permanent)
         return data, meta
 
+    def ttl_of(self, payload: bytes) -> int | None:
+        """The seconds to live a write of *payload* gives its record now: a
+        session's own or the configured lifetime, cut short by its absolute
+        end (None once that is over); the configured lifetime for a marker or
+        a record that is not a session."""
+        try:
+            meta = self.decode(payload)[1]
+        except ValueError:
+            return self.settings.lifetime
+        return self.lifetimes.ttl(meta, time.time())
+
     # -- reading --------------------------------------------------------------------
     async def load(self, sid: str, *, refresh: bool = False) -> StoredSession | None:
         """Session *sid*, or None if there is none (absent, expired, ended,

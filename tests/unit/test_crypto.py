@@ -186,7 +186,7 @@ def test_rotation_never_overwrites_a_write_that_lands_meanwhile() -> None:
         await SealedStore(store, [OLD]).save("session:x", b"before", 60, None)
         rotating = SealedStore(store, [KEY, OLD])
         store.pending = ("session:x", rotating.keyring.seal("session:x", b"written meanwhile"))
-        assert await rotating.reseal("session:x", 60) is Resealed.CURRENT
+        assert await rotating.reseal("session:x", lambda payload: 60) is Resealed.CURRENT
         record = await rotating.load("session:x")
         assert record is not None and record.payload == b"written meanwhile"
 

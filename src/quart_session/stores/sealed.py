@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 
 from ..crypto import OVERHEAD, Keyring, NotSealed, Unreadable
@@ -110,11 +110,13 @@ class SealedStore(Store):
     async def close(self) -> None:
         await self.inner.close()
 
-    async def reseal(self, key: str, ttl: int) -> Resealed:
+    async def reseal(self, key: str, ttl_of: Callable[[bytes], int | None]) -> Resealed:
         """Rewrite the record at *key* under the first key (encrypting it if
         it was stored unencrypted), by compare-and-set on its version: a
         request's write landing meanwhile is never overwritten. The record
-        gets *ttl* seconds to live, as a request's write would give it."""
+        gets the seconds to live ``ttl_of(payload)`` gives its payload, as a
+        request's write would (a session's own lifetime, cut short by its
+        absolute end); None leaves it as it is, to expire."""
         for _ in range(MAX_RESEAL_ATTEMPTS):
             record = await self.inner.load(key)
             if record is None:
@@ -128,6 +130,9 @@ class SealedStore(Store):
                 return Resealed.UNREADABLE
             if self.keyring.is_current(record.payload):
                 return Resealed.CURRENT
+            ttl = ttl_of(payload)
+            if ttl is None:
+                return Resealed.GONE
             result = await self.inner.save(
                 key, self.keyring.seal(key, payload), ttl, record.version
             )
