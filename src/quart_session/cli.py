@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import unicodedata
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 
 import anyio
 import click
@@ -22,6 +23,7 @@ from .interface import ServerSideSessionInterface
 from .runtime import is_trio_app
 from .stores.base import Store
 from .stores.sealed import Resealed, SealedStore
+from .users import SessionInfo
 
 session_cli = AppGroup("session", help="Inspect and clean up server-side sessions.")
 
@@ -179,6 +181,82 @@ def delete(session_id: str) -> None:
         return f"Deleted session {sid} from {_where(engine.store)}."
 
     _run(delete_record)
+
+
+def _require_user_index(interface: ServerSideSessionInterface) -> None:
+    if interface.settings.user_key is None:
+        raise click.ClickException(
+            "SESSION_USER_KEY is not set: this app's sessions are not indexed by user."
+        )
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _row(info: SessionInfo) -> list[str]:
+    return [
+        info.handle,
+        _stamp(info.created_at),
+        _stamp(info.last_seen_at),
+        _stamp(info.expires_at),
+        info.address or "-",
+        info.user_agent or "-",
+    ]
+
+
+SESSION_COLUMNS = ["HANDLE", "CREATED (UTC)", "LAST SEEN (UTC)", "EXPIRES (UTC)", "ADDRESS"]
+
+
+def session_table(sessions: Sequence[SessionInfo]) -> str:
+    """*sessions* as aligned columns, the user agent last (it runs long)."""
+    # Cells are escaped before they are measured: a user agent is the
+    # client's text, and a line break in it must not start a row of its own.
+    rows = [[*SESSION_COLUMNS, "USER AGENT"]]
+    rows += [[for_terminal(cell) for cell in _row(info)] for info in sessions]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(SESSION_COLUMNS))]
+    return "\n".join(
+        "  ".join(
+            [*(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)), row[-1]]
+        )
+        for row in rows
+    )
+
+
+# A user may start with "-" too.
+@session_cli.command("user", context_settings={"ignore_unknown_options": True})
+@click.argument("user", metavar="USER")
+def user(user: str) -> None:
+    """List the live sessions of USER (SESSION_USER_KEY), most recently used first.
+
+    USER is compared as text: 42 matches a session holding 42 or "42".
+    """
+
+    async def list_sessions(interface: ServerSideSessionInterface) -> str:
+        _require_user_index(interface)
+        found = await interface.user_sessions(user)
+        where = _where(interface.store)
+        if not found:
+            return f"No live sessions of user {user} in {where}."
+        return f"{_sessions(len(found))} of user {user} in {where}:\n" + session_table(found)
+
+    _run(list_sessions)
+
+
+@session_cli.command("revoke-user", context_settings={"ignore_unknown_options": True})
+@click.argument("user", metavar="USER")
+def revoke_user(user: str) -> None:
+    """End every session of USER (SESSION_USER_KEY): logged out everywhere.
+
+    USER is compared as text: 42 matches a session holding 42 or "42".
+    """
+
+    async def revoke_all(interface: ServerSideSessionInterface) -> str:
+        _require_user_index(interface)
+        ended = await interface.revoke_user(user)
+        return f"Ended {_sessions(ended)} of user {user} in {_where(interface.store)}."
+
+    _run(revoke_all)
 
 
 @session_cli.command("rotate")
