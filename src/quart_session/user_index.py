@@ -39,6 +39,9 @@ logger = logging.getLogger("quart_session")
 #: Compare-and-set attempts on one index before giving up (logins of one user
 #: racing each other).
 MAX_INDEX_ATTEMPTS = 32
+#: Indexes this process remembers as it last wrote them, so that the next
+#: change is one compare-and-set rather than a read and a write.
+KNOWN_INDEXES = 10_000
 
 ClientInfo = Callable[[], tuple[str | None, str | None]]
 
@@ -60,6 +63,8 @@ class UserSessions:
         #: (address, user agent) of the request being served; the Quart
         #: adapter sets it, so that an index remembers where a login came from.
         self.client_info: ClientInfo = _no_client
+        #: Index name -> (entries, version) as this process last wrote it.
+        self._known: dict[str, tuple[Entries, Version]] = {}
 
     # -- the index record -----------------------------------------------------------
     def _key(self, index: str) -> str:
@@ -84,10 +89,12 @@ class UserSessions:
     async def _write(
         self, index: str, user: str, entries: Entries, version: Version | None
     ) -> bool:
-        """Store *entries* over the index as read at *version*; False if
-        another writer came first (read it again)."""
+        """Store *entries* over the index as read at *version* (None: as
+        absent); False if another writer came first (read it again)."""
         engine = self.engine
         store, key = engine.store, self._key(index)
+        known = self._known
+        known.pop(index, None)
         if not entries:
             if version is not None:
                 await engine.calls.run(store, store.delete, key)
@@ -95,18 +102,31 @@ class UserSessions:
         payload = dumps_bytes(engine.serializer, {"user": user, "s": entries})
         ttl = min(INDEX_TTL, int(engine.lifetimes.latest - time.time()))
         result = await engine.calls.run(store, store.save, key, payload, ttl, version)
-        return not isinstance(result, Outcome)
+        if isinstance(result, Outcome):
+            return False
+        if len(known) >= KNOWN_INDEXES:
+            del known[next(iter(known))]  # the oldest: a bound, not a cache policy
+        known[index] = (entries, result)
+        return True
 
     async def _change(self, user: str, change: Callable[[Entries], bool]) -> None:
         """Apply *change* to *user*'s entries (it says whether it changed
-        anything) by compare-and-set."""
+        anything) by compare-and-set: first on the index as this process last
+        wrote it, or as absent (a user's first login: one write); read only
+        when that guess loses."""
         index = index_name(user)
+        guess = self._known.get(index)
+        entries, version = ({}, None) if guess is None else (dict(guess[0]), guess[1])
+        guessed = True
         for _ in range(MAX_INDEX_ATTEMPTS):
-            _, entries, version = await self._read(index)
             if not change(entries):
+                if not guessed:
+                    return
+            elif await self._write(index, user, entries, version):
                 return
-            if await self._write(index, user, entries, version):
-                return
+            # The guess was wrong or stale, or another writer came first.
+            _, entries, version = await self._read(index)
+            guessed = False
         raise SessionConflictError(
             f"a user's session index changed {MAX_INDEX_ATTEMPTS} times while being updated"
         )
