@@ -107,9 +107,10 @@ class StoredSession:
     #: short by its absolute end, never past it (a permanent cookie's
     #: Expires). None where not worked out.
     expires_at: float | None = None
-    #: Loaded without the creation stamp an absolute lifetime counts from
-    #: (stored before SESSION_ABSOLUTE_LIFETIME was set): ``meta`` has it
-    #: now, and the session must be saved once to keep it.
+    #: Loaded without what this configuration keeps in the metadata (the
+    #: creation stamp of SESSION_ABSOLUTE_LIFETIME, the user of
+    #: SESSION_USER_KEY): stored before it was set. The session must be saved
+    #: once (the stamp is in ``meta`` already; the user is indexed then).
     stamped: bool = False
 
     @property
@@ -323,6 +324,8 @@ class SessionEngine:
         if stamped:
             # Stored before the absolute lifetime was switched on: it counts from now.
             meta = {**meta, CREATED: stamp(now)}
+        if self.users is not None and OWNER not in meta and self._unindexed(data):
+            stamped = True  # stored before SESSION_USER_KEY: indexed by saving it once
         ttl = self.lifetimes.ttl(meta, now)
         if ttl is None:
             await self._expire(name, record.version, sid, meta.get(OWNER))
@@ -536,6 +539,14 @@ class SessionEngine:
         if owner is not None:
             meta[OWNER] = owner
         return meta
+
+    def _unindexed(self, data: dict[str, Any]) -> bool:
+        """Whether *data* names a user its metadata does not (yet)."""
+        key = self.settings.user_key
+        try:
+            return key is not None and owner_of(data, key) is not None
+        except NotAUser:
+            return False
 
     async def _reindex(
         self, before: object, old_name: str | None, meta: dict[str, Any], name: str
