@@ -327,11 +327,15 @@ class ServerSideSessionInterface(SessionInterface):
         the caller's own when called while serving a request."""
         return await self._users().sessions(user_text(user), self._current_name())
 
-    async def revoke(self, handle: str) -> bool:
+    async def revoke(self, handle: str, user: str | int | float | bool | None = None) -> bool:
         """End the session :attr:`SessionInfo.handle` names; True if a live
         session was ended. Its next request gets a fresh, empty session, and a
-        request in flight cannot bring it back."""
-        return await self._users().revoke(handle)
+        request in flight cannot bring it back.
+
+        A handle comes back from the client (a "log out this device" form):
+        pass the *user* asking, and a handle of another user's session ends
+        nothing (False, no store call)."""
+        return await self._users().revoke(handle, only_of=None if user is None else user_text(user))
 
     async def revoke_user(self, user: str | int | float | bool, keep_current: bool = False) -> int:
         """End every session of *user* ("log out everywhere"; with

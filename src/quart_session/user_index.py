@@ -215,10 +215,11 @@ class UserSessions:
             current=name == current,
         )
 
-    async def revoke(self, handle: str, reason: str = "user") -> bool:
-        """End the session *handle* names; whether a live one was ended."""
+    async def revoke(self, handle: str, reason: str = "user", only_of: str | None = None) -> bool:
+        """End the session *handle* names (if it is one of *only_of*'s, when
+        given); whether a live one was ended."""
         index = index_of_handle(handle)
-        if index is None:
+        if index is None or (only_of is not None and index != index_name(only_of)):
             return False
         user, entries, _ = await self._read(index)
         held = entries.get(handle)
