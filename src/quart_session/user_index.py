@@ -118,12 +118,22 @@ class UserSessions:
         guess = self._known.get(index)
         entries, version = ({}, None) if guess is None else (dict(guess[0]), guess[1])
         guessed = True
+        unreadable = False
         for _ in range(MAX_INDEX_ATTEMPTS):
             if not change(entries):
                 if not guessed:
                     return
             elif await self._write(index, user, entries, version):
                 return
+            elif not guessed and version is None:
+                # Read as absent, yet there: a record no key opens (its key
+                # dropped before `quart session rotate`). Its sessions are
+                # unreadable too: start the index anew.
+                if unreadable:
+                    await self.engine.calls.run(
+                        self.engine.store, self.engine.store.delete, self._key(index)
+                    )
+                unreadable = True
             # The guess was wrong or stale, or another writer came first.
             _, entries, version = await self._read(index)
             guessed = False
