@@ -372,11 +372,12 @@ class SpreadOverMasters(UserBehaviour):
 
     @staticmethod
     def masters_holding(ports: tuple[int, ...], keys: list[str]) -> set[int]:
-        """The ports of the masters that hold one of *keys* (a key lives on one)."""
+        """The ports of the masters holding one of *keys* (each node lists its own)."""
+        wanted = {key.encode() for key in keys}
         holding = set()
         for port in ports:
             with redis.Redis(port=port, protocol=2) as node:
-                if any(node.exists(key) for key in keys):
+                if wanted.intersection(node.scan_iter(count=1000)):
                     holding.add(port)
         return holding
 
