@@ -127,6 +127,7 @@ def test_entries_of_drops_whatever_we_did_not_write() -> None:
     good = {"n": NAME, "a": "10.0.0.1"}
     stored = {"h1": good, "h2": {"n": 5}, "h3": "text", "h4": {"a": "x"}, 5: good}
     assert entries_of(stored) == {"h1": good}
+    junk: object
     for junk in (None, [], "text", 42):
         assert entries_of(junk) == {}
 
