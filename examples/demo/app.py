@@ -178,9 +178,7 @@ def _add_devices(app: Quart) -> None:
         interface = _interface()
         # Only a session of the user asking: a handle alone is no permission.
         if user is not None and interface.settings.user_key is not None:
-            owned = {info.handle for info in await interface.user_sessions(user)}
-            if handle in owned:
-                await interface.revoke(handle)
+            await interface.revoke(handle, user=user)
         return redirect(url_for("devices"), 303)
 
     @app.post("/devices/revoke-others")
