@@ -495,3 +495,20 @@ def test_user_table_escapes_what_the_browser_and_the_operator_typed(tmp_path: Pa
     result = terminal_output(app, "revoke-user", f"eve{hostile}")
     assert result.exit_code == 0, result.output
     assert_safe_for_a_terminal(result.output)
+
+
+def test_rotate_rewrites_the_users_indexes_too(tmp_path: Path) -> None:
+    """After rotating and dropping the old key, revoke-user still finds every
+    session: the index records are resealed like the sessions."""
+    old, new = os.urandom(32), os.urandom(32)
+    config: dict[str, Any] = {"SESSION_USER_KEY": "user_id"}
+    before = make_app(tmp_path, "filesystem", SESSION_ENCRYPTION_KEYS=[old], **config)
+    cookies = [log_in(before, "alice"), log_in(before, "alice")]
+    rotating = make_app(tmp_path, "filesystem", SESSION_ENCRYPTION_KEYS=[new, old], **config)
+    rotated = quart_session(rotating, "rotate")
+    assert rotated.exit_code == 0, rotated.output
+    assert rotated.output.endswith("\nChecked 1 user index: 1 rewritten under the first key.\n")
+    after = make_app(tmp_path, "filesystem", SESSION_ENCRYPTION_KEYS=[new], **config)
+    result = quart_session(after, "revoke-user", "alice")
+    assert result.output.startswith("Ended 2 sessions of user alice"), result.output
+    assert [read_session(after, cookie) for cookie in cookies] == [{}, {}]

@@ -9,6 +9,7 @@ app puts in ``app.config`` from a ``before_serving`` hook is the one used.
 from __future__ import annotations
 
 import json
+import time
 import unicodedata
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -18,12 +19,13 @@ import anyio
 import click
 from quart.cli import AppGroup, ScriptInfo
 
+from .engine import SessionEngine
 from .errors import SessionBackendError, SessionConfigError
 from .interface import ServerSideSessionInterface
 from .runtime import is_trio_app
 from .stores.base import Store
 from .stores.sealed import Resealed, SealedStore
-from .users import SessionInfo
+from .users import INDEX_PREFIX, INDEX_TTL, SessionInfo
 
 session_cli = AppGroup("session", help="Inspect and clean up server-side sessions.")
 
@@ -286,18 +288,48 @@ async def rotate_sessions(interface: ServerSideSessionInterface) -> str:
             "the old keys in SESSION_ENCRYPTION_KEYS until the sessions they sealed have "
             "expired (PERMANENT_SESSION_LIFETIME after the new key went first)."
         )
+    outcomes = await _reseal_all(engine, engine.settings.key_prefix, engine.ttl_of)
+    checked = sum(outcomes.values())
+    line = f"Checked {_sessions(checked)} in {_where(store)}" + _found(outcomes) + "."
+    if engine.users is None:
+        return line
+    # Users' indexes are sealed like sessions: left under a dropped key, they
+    # would be started anew, and revoke_user would miss the sessions they list.
+    indexes = await _reseal_all(
+        engine, INDEX_PREFIX + engine.settings.key_prefix, lambda _: _index_ttl(engine)
+    )
+    count = sum(indexes.values())
+    noun = "user index" if count == 1 else "user indexes"
+    return f"{line}\nChecked {count} {noun}" + _found(indexes) + "."
+
+
+def _index_ttl(engine: SessionEngine) -> int:
+    """The seconds to live a user's index gets when rewritten, as when written."""
+    return min(INDEX_TTL, int(engine.lifetimes.latest - time.time()))
+
+
+def _found(outcomes: Counter[Resealed]) -> str:
+    found = ", ".join(f"{outcomes[kind]} {kind.value}" for kind in Resealed if outcomes[kind])
+    return f": {found}" if found else ""
+
+
+async def _reseal_all(
+    engine: SessionEngine, prefix: str, ttl_of: Callable[[bytes], int | None]
+) -> Counter[Resealed]:
+    """Reseal every record under *prefix*; how each went."""
+    store = engine.store
+    assert isinstance(store, SealedStore)
     outcomes: Counter[Resealed] = Counter()
     seen: set[str] = set()
     try:
-        async for key in store.keys(engine.settings.key_prefix):
+        async for key in store.keys(prefix):
             if key not in seen:  # a listing may repeat a key written meanwhile
                 seen.add(key)
-                outcomes[await engine.calls.run(store, store.reseal, key, engine.ttl_of)] += 1
+                outcomes[await engine.calls.run(store, store.reseal, key, ttl_of)] += 1
     except SessionBackendError:
         raise
     except Exception as error:  # the driver's own, while listing
         raise SessionBackendError(
             store.name, store.address, f"listing the sessions failed: {error!r}"
         ) from error
-    found = ", ".join(f"{outcomes[kind]} {kind.value}" for kind in Resealed if outcomes[kind])
-    return f"Checked {_sessions(len(seen))} in {_where(store)}" + (f": {found}." if found else ".")
+    return outcomes
