@@ -398,11 +398,12 @@ class SessionEngine:
         """Store a new session under a fresh id (*data* becomes its data)."""
         meta, ttl = self._born(self._owned(data, meta))
         payload = self.encode(data, meta)
-        sid, version = await self._create_record(payload, ttl)
+        owner = meta.get(OWNER)
+        sid, version = await self._create_record(payload, ttl, owner)
         send(signals.session_created, self.sender, sid=sid)
         name = self.name_of(sid)
         self._saved_with(name, ttl)
-        await self._reindex(None, None, meta, name)
+        await self._reindex(None, None, meta, name, _announced(owner, name))
         expires_at = meta[CREATED] + ttl
         return StoredSession(sid, name, version, payload, data, meta, expires_at=expires_at)
 
@@ -415,10 +416,15 @@ class SessionEngine:
         assert ttl is not None  # SESSION_ABSOLUTE_LIFETIME is at least a second
         return meta, ttl
 
-    async def _create_record(self, payload: bytes, ttl: int) -> tuple[str, Version]:
+    async def _create_record(
+        self, payload: bytes, ttl: int, owner: object = None
+    ) -> tuple[str, Version]:
+        """A fresh id and the version of its new record. With an *owner*, the
+        record is listed in that user's index before it is written."""
         store = self.store
         for _ in range(MAX_CREATE_ATTEMPTS):
             sid = self.ids.new()
+            await self._announce(owner, self.name_of(sid))
             result = await self.calls.run(store, store.save, self.key_for(sid), payload, ttl, None)
             if not isinstance(result, Outcome):
                 return sid, result
@@ -445,6 +451,11 @@ class SessionEngine:
         payload = self.encode(data, meta)
         if payload == loaded.payload:
             return Written.SAVED, None
+        owner = meta.get(OWNER)
+        announced = None
+        if owner != before:  # a login: listed before it is written
+            await self._announce(owner, loaded.name)
+            announced = _announced(owner, loaded.name)
         async with self._turns.take(loaded.name) as turn:
             written, stored = await self._save_in_turn(loaded, data, meta, payload, turn.latest)
             turn.latest = None
@@ -452,7 +463,9 @@ class SessionEngine:
                 # Another save of this session waits: hand it what we stored.
                 turn.latest = Record(stored.payload, stored.version)
         if stored is not None:
-            await self._reindex(before, loaded.name, stored.meta, stored.name)
+            await self._reindex(before, loaded.name, stored.meta, stored.name, announced)
+        elif announced is not None and self.users is not None:
+            await self.users.remove(*announced)  # gone meanwhile: nothing to list
         return written, stored
 
     async def _save_in_turn(
@@ -548,21 +561,40 @@ class SessionEngine:
         except NotAUser:
             return False
 
+    async def _announce(self, owner: object, name: str) -> None:
+        """List record *name* in *owner*'s index before it is written: an
+        entry whose record never came is pruned when read, while a record
+        written first and never listed (the process died in between) would be
+        missed by revoke_user."""
+        if self.users is not None and isinstance(owner, str):
+            await self.users.add(owner, name)
+
     async def _reindex(
-        self, before: object, old_name: str | None, meta: dict[str, Any], name: str
+        self,
+        before: object,
+        old_name: str | None,
+        meta: dict[str, Any],
+        name: str,
+        announced: tuple[str, str] | None = None,
     ) -> None:
         """Keep the users' indexes true after record *name* (formerly
-        *old_name*, owned by *before*) was written with *meta*."""
+        *old_name*, owned by *before*) was written with *meta*, *announced*
+        (user, record name) having been listed before the write."""
         users = self.users
         if users is None:
             return
         after = meta.get(OWNER)
         if after == before and name == old_name:
             return  # the common write: same user, same record
-        if isinstance(before, str) and old_name is not None:
+        now = _announced(after, name)
+        if announced is not None and announced != now:
+            await users.remove(*announced)  # a merge or a move made it another
+        if isinstance(before, str) and old_name is not None and (before, old_name) != now:
             await users.remove(before, old_name)
-        if isinstance(after, str):
-            await users.add(after, name)
+        if now is not None:
+            if now != announced:
+                await users.add(*now)
+            await users.cap(*now)
 
     def _parts_of(self, payload: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
         """(data, meta) of a record to merge with (empty if it is corrupt)."""
@@ -693,7 +725,7 @@ class SessionEngine:
         before = meta.get(OWNER)  # as loaded
         meta, ttl = self._born(self._owned(data, meta))
         payload = self.encode(data, meta)
-        sid, version = await self._create_record(payload, ttl)
+        sid, version = await self._create_record(payload, ttl, meta.get(OWNER))
         name, key = self.name_of(sid), self.key_for(sid)
         merged, merged_meta = data, meta  # until a merge makes others
         expected = loaded.version
@@ -708,7 +740,8 @@ class SessionEngine:
                 send(signals.session_created, self.sender, sid=sid)
                 send(signals.session_regenerated, self.sender, old_sid=loaded.sid, sid=sid)
                 self._saved_with(name, ttl)
-                await self._reindex(before, loaded.name, merged_meta, name)
+                announced = _announced(meta.get(OWNER), name)
+                await self._reindex(before, loaded.name, merged_meta, name, announced)
                 expires_at = meta[CREATED] + ttl
                 return StoredSession(
                     sid, name, version, payload, merged, merged_meta, expires_at=expires_at
@@ -737,3 +770,8 @@ class SessionEngine:
         raise SessionConflictError(
             f"gave up regenerating after {MAX_SAVE_ATTEMPTS} conflicting concurrent writes"
         )
+
+
+def _announced(owner: object, name: str) -> tuple[str, str] | None:
+    """(user, record name) of a record listed in a user's index, if it has a user."""
+    return (owner, name) if isinstance(owner, str) else None

@@ -65,6 +65,9 @@ class UserSessions:
         self.client_info: ClientInfo = _no_client
         #: Index name -> (entries, version) as this process last wrote it.
         self._known: dict[str, tuple[Entries, Version]] = {}
+        #: Seconds an entry whose record is missing is kept: the write that
+        #: listed it first may still be on its way (two store calls' time).
+        self._grace = 2 * settings.backend_timeout + 1
 
     # -- the index record -----------------------------------------------------------
     def _key(self, index: str) -> str:
@@ -143,22 +146,25 @@ class UserSessions:
 
     # -- kept by the engine -----------------------------------------------------------
     async def add(self, user: str, name: str) -> None:
-        """Record *name* now belongs to *user* (a login); then the oldest
-        sessions past SESSION_MAX_PER_USER are revoked."""
+        """Record *name* belongs to *user* (a login), or is about to."""
         address, user_agent = self.client_info()
         handle = handle_of(user, name)
-        added = entry(name, address, user_agent)
+        added = entry(name, address, user_agent, time.time())
 
         def put(entries: Entries) -> bool:
-            if entries.get(handle) == added:
-                return False
+            if entries.get(handle, {}).get("n") == name:
+                return False  # listed already (by the write that announced it)
             entries[handle] = added
             return True
 
         await self._change(user, put)
+
+    async def cap(self, user: str, name: str) -> None:
+        """Once record *name* of *user* is written: revoke the least recently
+        used sessions of *user* past SESSION_MAX_PER_USER, never *name*."""
         cap = self.settings.max_per_user
         if cap is not None:
-            await self._cap(user, cap, keep=handle)
+            await self._cap(user, cap, keep=handle_of(user, name))
 
     async def remove(self, user: str, name: str) -> None:
         """Record *name* no longer belongs to *user* (logout, ended, moved)."""
@@ -184,10 +190,10 @@ class UserSessions:
         stale: list[str] = []
         for handle, held in entries.items():
             info = await self._inspect(user, handle, held, current)
-            if info is None:
-                stale.append(handle)
-            else:
+            if isinstance(info, SessionInfo):
                 found.append(info)
+            elif info:
+                stale.append(handle)
         if stale:
             await self._change(user, lambda entries: _drop(entries, stale))
         found.sort(key=_last_seen, reverse=True)
@@ -195,21 +201,26 @@ class UserSessions:
 
     async def _inspect(
         self, user: str, handle: str, held: dict[str, Any], current: str | None
-    ) -> SessionInfo | None:
+    ) -> SessionInfo | bool:
+        """The live session an entry lists, or whether the entry is stale (its
+        session ended, or now someone else's). An entry listed moments ago
+        whose record is not there yet is neither: its write may be under way."""
         engine = self.engine
         store, name = engine.store, held["n"]
         key = engine._key(name)
         record = await engine.calls.run(store, store.load, key)
-        if record is None or records.is_marker(record.payload):
-            return None
+        if record is None:
+            return not self._recent(held)
+        if records.is_marker(record.payload):
+            return True
         meta = engine._parts_of(record.payload)[1]
         if meta.get(OWNER) != user:
-            return None
+            return True
         expires_at = record.expires_at
         if expires_at is None:
             expires_at = await engine.calls.run(store, store.expires_at, key)
             if expires_at is None:
-                return None
+                return True
         now = time.time()
         created = seconds_of(meta.get(CREATED)) or now
         own = whole_seconds(meta.get(LIFETIME))
@@ -235,10 +246,17 @@ class UserSessions:
         held = entries.get(handle)
         if user is None or held is None:
             return False
-        return await self._end(user, handle, held["n"], reason)
+        return await self._end(user, handle, held, reason)
 
-    async def _end(self, user: str, handle: str, name: str, reason: str) -> bool:
+    def _recent(self, held: dict[str, Any]) -> bool:
+        """Whether entry *held* was listed so recently that its record may
+        still be on its way."""
+        listed = held.get("t")
+        return isinstance(listed, int) and time.time() - listed < self._grace
+
+    async def _end(self, user: str, handle: str, held: dict[str, Any], reason: str) -> bool:
         engine = self.engine
+        name = held["n"]
         record = await engine._load_record(name)
         live = (
             record is not None
@@ -251,7 +269,7 @@ class UserSessions:
             # not ended for this user (stores without take end it by it).
             await engine.end_named(name, record.version, owner=user)
             send(session_revoked, engine.sender, handle=handle, user=user, reason=reason)
-        else:
+        elif record is not None or not self._recent(held):
             await self.remove(user, name)
         return live
 
@@ -260,7 +278,7 @@ class UserSessions:
         _, entries, _ = await self._read(index_name(user))
         ended = 0
         for handle, held in entries.items():
-            if held["n"] != keep and await self._end(user, handle, held["n"], "user"):
+            if held["n"] != keep and await self._end(user, handle, held, "user"):
                 ended += 1
         return ended
 

@@ -115,13 +115,15 @@ class SessionInfo:
     current: bool = False
 
 
-# An index record's payload: {handle: entry}; an entry is
-# {"n": record name, "a": address, "u": user agent}.
+# An index record's payload: {"user": user, "s": {handle: entry}}; an entry
+# is {"n": record name, "t": when listed, "a": address, "u": user agent}.
 Entries = dict[str, dict[str, Any]]
 
 
-def entry(name: str, address: str | None, user_agent: str | None) -> dict[str, Any]:
-    found: dict[str, Any] = {"n": name}
+def entry(name: str, address: str | None, user_agent: str | None, now: float) -> dict[str, Any]:
+    """An index entry: the record *name*, where the login came from, and when
+    it was listed (*now*; its record may follow a moment later)."""
+    found: dict[str, Any] = {"n": name, "t": int(now)}
     if address is not None:
         found["a"] = address
     if user_agent is not None:
