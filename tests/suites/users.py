@@ -241,18 +241,23 @@ class UserBehaviour:
         self, user_app: Callable[..., Quart], revoked: list[dict[str, Any]]
     ) -> None:
         """Proves: ``revoke(handle)`` ends that session alone and returns True,
-        then False (nothing live to end); a malformed handle returns False
-        without a store call."""
+        then False (nothing live to end); a malformed handle, or one of
+        another user's session passed with ``user=``, returns False without
+        a store call."""
         app = user_app()
         target, other = await self.logged_in(app, 2)
         handle = handle_for(app, USER, target)
         interface = interface_of(app)
-        assert await interface.revoke(handle) is True
+        calls = self.count_calls(app)
+        assert await interface.revoke(handle, user="mallory") is False
+        assert calls.calls == []
+        assert await target.text("/get/user_id") == repr(USER)
+        assert await interface.revoke(handle, user=USER) is True
         await self.assert_logged_out(target)
         assert await other.text("/get/user_id") == repr(USER)
         assert await interface.revoke(handle) is False
         assert revoked == [{"handle": handle, "user": USER, "reason": "user"}]
-        calls = self.count_calls(app)
+        calls.calls.clear()
         for garbage in ("garbage", "", "a.b", "!" * 43 + "." + "A" * 43):
             assert await interface.revoke(garbage) is False
         assert calls.calls == []
