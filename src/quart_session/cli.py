@@ -9,7 +9,6 @@ app puts in ``app.config`` from a ``before_serving`` hook is the one used.
 from __future__ import annotations
 
 import json
-import time
 import unicodedata
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,7 +24,7 @@ from .interface import ServerSideSessionInterface
 from .runtime import is_trio_app
 from .stores.base import Store
 from .stores.sealed import Resealed, SealedStore
-from .users import INDEX_PREFIX, INDEX_TTL, SessionInfo
+from .users import INDEX_PREFIX, SessionInfo
 
 session_cli = AppGroup("session", help="Inspect and clean up server-side sessions.")
 
@@ -291,21 +290,17 @@ async def rotate_sessions(interface: ServerSideSessionInterface) -> str:
     outcomes = await _reseal_all(engine, engine.settings.key_prefix, engine.ttl_of)
     checked = sum(outcomes.values())
     line = f"Checked {_sessions(checked)} in {_where(store)}" + _found(outcomes) + "."
-    if engine.users is None:
+    users = engine.users
+    if users is None:
         return line
     # Users' indexes are sealed like sessions: left under a dropped key, they
     # would be started anew, and revoke_user would miss the sessions they list.
     indexes = await _reseal_all(
-        engine, INDEX_PREFIX + engine.settings.key_prefix, lambda _: _index_ttl(engine)
+        engine, INDEX_PREFIX + engine.settings.key_prefix, lambda _: users.ttl()
     )
     count = sum(indexes.values())
     noun = "user index" if count == 1 else "user indexes"
     return f"{line}\nChecked {count} {noun}" + _found(indexes) + "."
-
-
-def _index_ttl(engine: SessionEngine) -> int:
-    """The seconds to live a user's index gets when rewritten, as when written."""
-    return min(INDEX_TTL, int(engine.lifetimes.latest - time.time()))
 
 
 def _found(outcomes: Counter[Resealed]) -> str:

@@ -70,6 +70,10 @@ class UserSessions:
         self._grace = 2 * settings.backend_timeout + 1
 
     # -- the index record -----------------------------------------------------------
+    def ttl(self) -> int:
+        """The seconds to live an index gets whenever it is written."""
+        return min(INDEX_TTL, int(self.engine.lifetimes.latest - time.time()))
+
     def _key(self, index: str) -> str:
         return INDEX_PREFIX + self.settings.key_prefix + index
 
@@ -103,8 +107,7 @@ class UserSessions:
                 await engine.calls.run(store, store.delete, key)
             return True
         payload = dumps_bytes(engine.serializer, {"user": user, "s": entries})
-        ttl = min(INDEX_TTL, int(engine.lifetimes.latest - time.time()))
-        result = await engine.calls.run(store, store.save, key, payload, ttl, version)
+        result = await engine.calls.run(store, store.save, key, payload, self.ttl(), version)
         if isinstance(result, Outcome):
             return False
         if len(known) >= KNOWN_INDEXES:
