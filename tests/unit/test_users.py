@@ -115,10 +115,12 @@ def test_a_malformed_handle_points_nowhere(handle: str) -> None:
 
 
 def test_an_entry_keeps_what_was_seen_and_bounds_the_user_agent() -> None:
-    """Proves: an entry holds the record name, address and User-Agent (cut to
-    512 characters: the client's text), and leaves out what is unknown."""
-    assert entry(NAME, "10.0.0.1", "x" * 2000) == {"n": NAME, "a": "10.0.0.1", "u": "x" * 512}
-    assert entry(NAME, None, None) == {"n": NAME}
+    """Proves: an entry holds the record name, when it was listed (whole
+    seconds), address and User-Agent (cut to 512 characters: the client's
+    text), and leaves out what is unknown."""
+    listed = entry(NAME, "10.0.0.1", "x" * 2000, 1700000000.9)
+    assert listed == {"n": NAME, "t": 1700000000, "a": "10.0.0.1", "u": "x" * 512}
+    assert entry(NAME, None, None, 5.0) == {"n": NAME, "t": 5}
 
 
 def test_entries_of_drops_whatever_we_did_not_write() -> None:
