@@ -30,7 +30,7 @@ FLOOR_READS = {"/read": ("floor:session", "realistic"), "/read-tiny": ("floor:ti
 #: Every view, for the variants whose views all do nothing.
 ROUTES = (
     *("/read", "/write", "/fill", "/read-tiny", "/write-tiny", "/fill-tiny"),
-    *("/plain", "/nosession"),
+    *("/plain", "/nosession", "/login"),
 )
 
 #: What a logged-in shop user's session typically holds.
@@ -237,6 +237,11 @@ def _session_views(app: Quart, marks_no_session: bool, lifetime: int | None = No
     async def plain() -> str:
         return "ok"
 
+    async def login() -> str:
+        # A new session that names its user (what SESSION_USER_KEY indexes).
+        session["user_id"] = f"user-{next(_counter)}"
+        return "ok"
+
     async def nosession() -> str:
         return "ok"
 
@@ -246,6 +251,7 @@ def _session_views(app: Quart, marks_no_session: bool, lifetime: int | None = No
         "/fill": fill,
         "/read-tiny": read_tiny,
         "/write-tiny": write_tiny,
+        "/login": login,
         "/fill-tiny": fill_tiny,
         "/plain": plain,
         "/nosession": _without_session(nosession) if marks_no_session else nosession,

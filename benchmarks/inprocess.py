@@ -17,7 +17,7 @@ from .variants import ROOT, Variant
 
 SCENARIOS = (
     *("read", "write", "read-tiny", "write-tiny"),
-    *("plain", "no_session", "nocookie", "badcookie", "static"),
+    *("plain", "no_session", "nocookie", "badcookie", "static", "login"),
 )
 #: Seconds a worker may take for one command before the run is abandoned.
 COMMAND_TIMEOUT = 600

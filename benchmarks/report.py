@@ -161,6 +161,16 @@ def timing_table(f: Figures, read: str, write: str) -> list[str]:
     return _table([*header, "**write +**"], rows)
 
 
+def login_table(f: Figures) -> list[str]:
+    """What SESSION_USER_KEY adds where it costs: at login (the user's index)."""
+    rows = [
+        [v.label, _us(f.overhead(v.name, "login"))]
+        for v in f.m.variants
+        if v.name not in ("none", "none-again") and f.has(v.name, "login")
+    ]
+    return _table(["variant", "login +"], rows)
+
+
 def others_table(f: Figures) -> list[str]:
     rows = []
     for v in f.m.variants:
@@ -382,6 +392,8 @@ def render(m: Measurements) -> str:
             "",
         ]
         out += others_table(f)
+        out += ["", "#### Logging in: a new session holding a user id, overhead (µs)", ""]
+        out += login_table(f)
         out += ["", "### Store calls per request (counted)", ""]
         out += calls_table(f)
         if m.writes:

@@ -150,6 +150,23 @@ def all_variants(at: Endpoints) -> list[Variant]:
             SESSION_HASH_IDS=False,
         ),
         remember_me,
+        # Sessions indexed by user: reads and writes cost the same, a login more.
+        ours(
+            "redis-users",
+            "ours, Redis (redis-py), SESSION_USER_KEY",
+            "redis",
+            SESSION_TYPE="redis",
+            SESSION_URI=at.redis_url,
+            SESSION_USER_KEY="user_id",
+        ),
+        ours(
+            "postgres-users",
+            "ours, PostgreSQL, SESSION_USER_KEY",
+            "postgres",
+            SESSION_TYPE="sqlalchemy",
+            SESSION_SQLALCHEMY_URI=at.postgres_url,
+            SESSION_USER_KEY="user_id",
+        ),
         ours(
             "redis-encrypted",
             "ours, Redis (redis-py), SESSION_ENCRYPTION_KEYS",

@@ -37,6 +37,7 @@ SCENARIOS: dict[str, tuple[str, str | None]] = {
     "nocookie": ("/read", None),
     "badcookie": ("/read", "malformed"),
     "static": ("/static/bench.txt", "read"),
+    "login": ("/login", None),
 }
 
 

@@ -10,6 +10,7 @@ unchanged page gives an unchanged file).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import re
@@ -31,6 +32,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 
 from quart_session.ids import record_name
 from quart_session.stores.filesystem import FileSystemStore
+from quart_session.users import INDEX_PREFIX, handle_of, index_name
 
 from .servers.processes import free_port, port_open, running
 from .suites.behaviour import holds_no_session
@@ -327,12 +329,23 @@ def test_session_page_shows_id_expiry_and_store(page: Page, demo: Demo) -> None:
     screenshot(page, "session", "#session-id", "#expiry", "#store code")
 
 
+def session_key(sid: str) -> str:
+    return KEY_PREFIX + record_name(sid, hashed=True)
+
+
+def file_of(key: str) -> str:
+    """The name of the filesystem store's file holding *key*."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
 def test_logout_deletes_cookie_and_stored_record(page: Page, demo: Demo) -> None:
+    index_key = INDEX_PREFIX + KEY_PREFIX + index_name("alice")
     log_in(page, demo, "alice")
     add_to_cart(page, demo, "tea")
     sid = session_id(page.context, demo)
     assert demo.record(sid) is not None
-    assert len(demo.session_files()) == 1
+    # The session's file and alice's index of sessions (the devices page).
+    assert sorted(demo.session_files()) == sorted([file_of(session_key(sid)), file_of(index_key)])
 
     page.click("#logout")
     expect(page.locator("#login")).to_be_visible()
@@ -341,6 +354,58 @@ def test_logout_deletes_cookie_and_stored_record(page: Page, demo: Demo) -> None
     assert demo.session_files() == []
     page.goto(demo.url + "/cart")
     expect(page.locator("#cart-empty")).to_be_visible()
+
+
+def handle(sid: str, user: str = "alice") -> str:
+    """The handle the devices page shows for session *sid* of *user*."""
+    return handle_of(user, record_name(sid, hashed=True))
+
+
+def test_a_device_logged_out_from_another_is_logged_out_on_its_next_request(
+    browser: Browser, page: Page, demo: Demo
+) -> None:
+    log_in(page, demo, "alice")
+    phone, laptop = browser.new_context(), browser.new_context()
+    try:
+        phone_page, laptop_page = phone.new_page(), laptop.new_page()
+        log_in(phone_page, demo, "alice")
+        log_in(laptop_page, demo, "alice")
+        phone_sid = session_id(phone, demo)
+
+        page.click("#devices-link")
+        devices = page.locator("#devices tr.device")
+        expect(devices).to_have_count(3)
+        expect(page.locator("#devices tr.current")).to_have_count(1)
+        expect(page.locator("#devices tr.current .address")).to_have_text("127.0.0.1")
+        phone_row = devices.filter(has=page.locator(f"input[value='{handle(phone_sid)}']"))
+        phone_row.locator("button.revoke").click()
+        expect(devices).to_have_count(2)
+        assert holds_no_session(demo.record(phone_sid))
+
+        phone_page.reload()
+        expect(phone_page.locator("#login")).to_be_visible()
+        expect(phone_page.locator("#user")).to_have_count(0)
+        laptop_page.reload()
+        expect(laptop_page.locator("#user")).to_have_text("alice")
+
+        # A handle is no permission: another user posting it ends nothing.
+        log_in(phone_page, demo, "bob")
+        laptop_handle = handle(session_id(laptop, demo))
+        phone_page.request.post(demo.url + "/devices/revoke", form={"handle": laptop_handle})
+        page.reload()
+        expect(devices).to_have_count(2)
+
+        page.click("#revoke-others")
+        expect(devices).to_have_count(1)
+        expect(page.locator("#revoke-others")).to_have_count(0)
+        laptop_page.reload()
+        expect(laptop_page.locator("#login")).to_be_visible()
+        page.reload()
+        expect(page.locator("#user")).to_have_text("alice")
+        expect(page.locator("#devices .this-device")).to_have_text("this device")
+    finally:
+        phone.close()
+        laptop.close()
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -362,3 +363,152 @@ def test_store_errors_are_escaped(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.output.startswith("Error: session store 'memcached' at host"), result.output
     assert_safe_for_a_terminal(result.output)
+
+
+# -- sessions per user: ``quart session user`` and ``revoke-user`` ----------------------
+
+
+def user_app(tmp_path: Path) -> Quart:
+    """An app whose sessions belong to ``session["user_id"]``."""
+    return make_app(tmp_path / "sessions", "filesystem", SESSION_USER_KEY="user_id")
+
+
+def log_in(app: Quart, user: object, user_agent: str = "TestBrowser/1.0") -> str:
+    """A session of *user* created from a browser saying *user_agent*; its cookie."""
+
+    async def post() -> str:
+        client = app.test_client()
+        response = await client.post(
+            "/", json={"user_id": user}, headers={"User-Agent": user_agent}
+        )
+        cookie = SimpleCookie(response.headers["Set-Cookie"])
+        return cookie[app.config["SESSION_COOKIE_NAME"]].value
+
+    return run(app, post)
+
+
+def table_rows(output: str) -> list[list[str]]:
+    """The rows of the table under the first line of *output*, split into cells."""
+    return [re.split(r"\s{2,}", line) for line in output.splitlines()[1:]]
+
+
+def test_user_lists_the_sessions_of_the_user(tmp_path: Path) -> None:
+    app = user_app(tmp_path)
+    log_in(app, "alice", "Firefox/128.0")
+    log_in(app, "alice", "Safari/17.5 (Macintosh)")
+    log_in(app, "bob", "Opera/100")
+    listed = run(app, lambda: interface_of(app).user_sessions("alice"))
+
+    result = quart_session(app, "user", "alice")
+    assert result.exit_code == 0, result.output
+    first = result.output.splitlines()[0]
+    assert first == f"2 sessions of user alice in {where(store_of(app))}:"
+    header, *rows = table_rows(result.output)
+    assert header == [
+        "HANDLE",
+        "CREATED (UTC)",
+        "LAST SEEN (UTC)",
+        "EXPIRES (UTC)",
+        "ADDRESS",
+        "USER AGENT",
+    ]
+    # Most recently used first, as user_sessions lists them.
+    assert [row[0] for row in rows] == [info.handle for info in listed]
+    assert sorted(row[5] for row in rows) == ["Firefox/128.0", "Safari/17.5 (Macintosh)"]
+    for row, info in zip(rows, listed, strict=True):
+        assert row[1:4] == [
+            moment.strftime("%Y-%m-%d %H:%M:%S")
+            for moment in (info.created_at, info.last_seen_at, info.expires_at)
+        ]
+        assert row[4] == (info.address or "-")
+    # The columns line up: each cell starts where its header does.
+    lines = result.output.splitlines()[1:]
+    for title in ("CREATED", "ADDRESS", "USER AGENT"):
+        column = lines[0].index(title)
+        assert all(line[column - 2 : column] == "  " and line[column] != " " for line in lines)
+
+
+def test_user_without_sessions_says_so(tmp_path: Path) -> None:
+    app = user_app(tmp_path)
+    log_in(app, "bob")
+    result = quart_session(app, "user", "alice")
+    assert (result.exit_code, result.output) == (
+        0,
+        f"No live sessions of user alice in {where(store_of(app))}.\n",
+    )
+
+
+def test_revoke_user_logs_out_every_session_of_the_user(tmp_path: Path) -> None:
+    app = user_app(tmp_path)
+    alice = [log_in(app, "alice"), log_in(app, "alice")]
+    bob = log_in(app, "bob")
+
+    result = quart_session(app, "revoke-user", "alice")
+    assert (result.exit_code, result.output) == (
+        0,
+        f"Ended 2 sessions of user alice in {where(store_of(app))}.\n",
+    )
+    assert [read_session(app, cookie) for cookie in alice] == [{}, {}]
+    assert read_session(app, bob) == {"user_id": "bob"}
+    assert quart_session(app, "user", "alice").output.startswith("No live sessions")
+    again = quart_session(app, "revoke-user", "alice")
+    assert again.output == f"Ended 0 sessions of user alice in {where(store_of(app))}.\n"
+
+
+def test_a_user_typed_as_a_number_matches_its_json_text(tmp_path: Path) -> None:
+    app = user_app(tmp_path)
+    as_number, as_text = log_in(app, 42), log_in(app, "42")
+    log_in(app, 4.2)
+
+    listed = quart_session(app, "user", "42")
+    assert listed.output.splitlines()[0].startswith("2 sessions of user 42 in "), listed.output
+    result = quart_session(app, "revoke-user", "42")
+    assert result.output.startswith("Ended 2 sessions of user 42 in "), result.output
+    assert read_session(app, as_number) == read_session(app, as_text) == {}
+    assert quart_session(app, "user", "4.2").output.startswith("1 session of user 4.2 in ")
+
+
+def test_users_starting_with_a_dash_are_users_not_options(tmp_path: Path) -> None:
+    app = user_app(tmp_path)
+    log_in(app, "-1")
+    assert quart_session(app, "user", "-1").output.startswith("1 session of user -1 in ")
+    assert quart_session(app, "revoke-user", "-1").output.startswith("Ended 1 session of user -1")
+
+
+def test_user_commands_need_session_user_key(app: Quart) -> None:
+    for command in ("user", "revoke-user"):
+        result = quart_session(app, command, "alice")
+        assert (result.exit_code, result.output) == (
+            1,
+            "Error: SESSION_USER_KEY is not set: this app's sessions are not indexed by user.\n",
+        )
+
+
+def test_user_table_escapes_what_the_browser_and_the_operator_typed(tmp_path: Path) -> None:
+    app = user_app(tmp_path)
+    hostile = "".join(HOSTILE)
+    log_in(app, f"eve{hostile}", f"Evil{hostile}/1.0")
+    result = terminal_output(app, "user", f"eve{hostile}")
+    assert result.exit_code == 0, result.output
+    assert_safe_for_a_terminal(result.output)
+    assert len(result.output.splitlines()) == 3  # the line, the header, one session
+    result = terminal_output(app, "revoke-user", f"eve{hostile}")
+    assert result.exit_code == 0, result.output
+    assert_safe_for_a_terminal(result.output)
+
+
+def test_rotate_rewrites_the_users_indexes_too(tmp_path: Path) -> None:
+    """After rotating and dropping the old key, revoke-user still finds every
+    session: the index records are resealed like the sessions."""
+    old, new = os.urandom(32), os.urandom(32)
+    config: dict[str, Any] = {"SESSION_USER_KEY": "user_id"}
+    before = make_app(tmp_path, "filesystem", SESSION_ENCRYPTION_KEYS=[old], **config)
+    cookies = [log_in(before, "alice"), log_in(before, "alice")]
+    rotating = make_app(tmp_path, "filesystem", SESSION_ENCRYPTION_KEYS=[new, old], **config)
+    rotated = quart_session(rotating, "rotate")
+    assert rotated.exit_code == 0, rotated.output
+    assert rotated.output.endswith("\nChecked 1 user index: 1 rewritten under the first key.\n")
+    after = make_app(tmp_path, "filesystem", SESSION_ENCRYPTION_KEYS=[new], **config)
+    result = quart_session(after, "revoke-user", "alice")
+    assert result.output.startswith("Ended 2 sessions of user alice"), result.output
+    assert [read_session(after, cookie) for cookie in cookies] == [{}, {}]

@@ -1,4 +1,5 @@
-"""The quart-session demo: log in, fill a cart, watch a websocket counter, log out.
+"""The quart-session demo: log in, fill a cart, watch a websocket counter, see
+and end your sessions on other devices, log out.
 
 Every page shows what lives in the session; the data itself lives in the store
 (the filesystem by default; any store through the SESSION_TYPE / SESSION_URI
@@ -45,8 +46,13 @@ def create_app(**config: Any) -> Quart:
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config.update({key: os.environ[key] for key in ENV_KEYS if os.environ.get(key)})
     app.config.update(config)
+    # Sessions are indexed by the user they hold, for the devices page
+    # (memcached may evict an index like any item: no devices page there).
+    if app.config.get("SESSION_TYPE") != "memcached":
+        app.config.setdefault("SESSION_USER_KEY", "user")
     Session(app)
     _add_pages(app)
+    _add_devices(app)
     _add_counter(app)
     _add_health(app)
     return app
@@ -149,6 +155,39 @@ def _add_pages(app: Quart) -> None:
             settings=settings,
             data=current.snapshot(),
         )
+
+
+def _add_devices(app: Quart) -> None:
+    # Forms here are as safe from cross-site posts as the others: the session
+    # cookie is SameSite=Lax, so another site's form arrives without it.
+    @app.get("/devices")
+    async def devices() -> ResponseReturnValue:
+        user = session.get("user")
+        if user is None:
+            return redirect(url_for("home"), 303)
+        interface = _interface()
+        if interface.settings.user_key is None:
+            return await render_template("devices.html", sessions=None)
+        sessions = await interface.user_sessions(user)
+        return await render_template("devices.html", sessions=sessions)
+
+    @app.post("/devices/revoke")
+    async def revoke_device() -> ResponseReturnValue:
+        user = session.get("user")
+        handle = (await request.form).get("handle", "")
+        interface = _interface()
+        # Only a session of the user asking: a handle alone is no permission.
+        if user is not None and interface.settings.user_key is not None:
+            await interface.revoke(handle, user=user)
+        return redirect(url_for("devices"), 303)
+
+    @app.post("/devices/revoke-others")
+    async def revoke_other_devices() -> ResponseReturnValue:
+        user = session.get("user")
+        interface = _interface()
+        if user is not None and interface.settings.user_key is not None:
+            await interface.revoke_user(user, keep_current=True)
+        return redirect(url_for("devices"), 303)
 
 
 def _add_counter(app: Quart) -> None:

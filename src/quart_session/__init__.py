@@ -21,9 +21,11 @@ from .signals import (
     session_expired,
     session_hijack_detected,
     session_regenerated,
+    session_revoked,
     session_saved,
     session_store_error,
 )
+from .users import SessionInfo
 
 __version__ = "4.0.0.dev0"
 
@@ -36,6 +38,7 @@ __all__ = [
     "SessionConflictError",
     "SessionDataError",
     "SessionEngine",
+    "SessionInfo",
     "SessionNotLoadedError",
     "StoredSession",
     "Written",
@@ -46,6 +49,7 @@ __all__ = [
     "session_expired",
     "session_hijack_detected",
     "session_regenerated",
+    "session_revoked",
     "session_saved",
     "session_store_error",
 ]

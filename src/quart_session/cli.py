@@ -11,17 +11,20 @@ from __future__ import annotations
 import json
 import unicodedata
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 
 import anyio
 import click
 from quart.cli import AppGroup, ScriptInfo
 
+from .engine import SessionEngine
 from .errors import SessionBackendError, SessionConfigError
 from .interface import ServerSideSessionInterface
 from .runtime import is_trio_app
 from .stores.base import Store
 from .stores.sealed import Resealed, SealedStore
+from .users import INDEX_PREFIX, SessionInfo
 
 session_cli = AppGroup("session", help="Inspect and clean up server-side sessions.")
 
@@ -181,6 +184,82 @@ def delete(session_id: str) -> None:
     _run(delete_record)
 
 
+def _require_user_index(interface: ServerSideSessionInterface) -> None:
+    if interface.settings.user_key is None:
+        raise click.ClickException(
+            "SESSION_USER_KEY is not set: this app's sessions are not indexed by user."
+        )
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _row(info: SessionInfo) -> list[str]:
+    return [
+        info.handle,
+        _stamp(info.created_at),
+        _stamp(info.last_seen_at),
+        _stamp(info.expires_at),
+        info.address or "-",
+        info.user_agent or "-",
+    ]
+
+
+SESSION_COLUMNS = ["HANDLE", "CREATED (UTC)", "LAST SEEN (UTC)", "EXPIRES (UTC)", "ADDRESS"]
+
+
+def session_table(sessions: Sequence[SessionInfo]) -> str:
+    """*sessions* as aligned columns, the user agent last (it runs long)."""
+    # Cells are escaped before they are measured: a user agent is the
+    # client's text, and a line break in it must not start a row of its own.
+    rows = [[*SESSION_COLUMNS, "USER AGENT"]]
+    rows += [[for_terminal(cell) for cell in _row(info)] for info in sessions]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(SESSION_COLUMNS))]
+    return "\n".join(
+        "  ".join(
+            [*(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)), row[-1]]
+        )
+        for row in rows
+    )
+
+
+# A user may start with "-" too.
+@session_cli.command("user", context_settings={"ignore_unknown_options": True})
+@click.argument("user", metavar="USER")
+def user(user: str) -> None:
+    """List the live sessions of USER (SESSION_USER_KEY), most recently used first.
+
+    USER is compared as text: 42 matches a session holding 42 or "42".
+    """
+
+    async def list_sessions(interface: ServerSideSessionInterface) -> str:
+        _require_user_index(interface)
+        found = await interface.user_sessions(user)
+        where = _where(interface.store)
+        if not found:
+            return f"No live sessions of user {user} in {where}."
+        return f"{_sessions(len(found))} of user {user} in {where}:\n" + session_table(found)
+
+    _run(list_sessions)
+
+
+@session_cli.command("revoke-user", context_settings={"ignore_unknown_options": True})
+@click.argument("user", metavar="USER")
+def revoke_user(user: str) -> None:
+    """End every session of USER (SESSION_USER_KEY): logged out everywhere.
+
+    USER is compared as text: 42 matches a session holding 42 or "42".
+    """
+
+    async def revoke_all(interface: ServerSideSessionInterface) -> str:
+        _require_user_index(interface)
+        ended = await interface.revoke_user(user)
+        return f"Ended {_sessions(ended)} of user {user} in {_where(interface.store)}."
+
+    _run(revoke_all)
+
+
 @session_cli.command("rotate")
 def rotate() -> None:
     """Rewrite every live session under the first SESSION_ENCRYPTION_KEYS key.
@@ -208,18 +287,44 @@ async def rotate_sessions(interface: ServerSideSessionInterface) -> str:
             "the old keys in SESSION_ENCRYPTION_KEYS until the sessions they sealed have "
             "expired (PERMANENT_SESSION_LIFETIME after the new key went first)."
         )
+    outcomes = await _reseal_all(engine, engine.settings.key_prefix, engine.ttl_of)
+    checked = sum(outcomes.values())
+    line = f"Checked {_sessions(checked)} in {_where(store)}" + _found(outcomes) + "."
+    users = engine.users
+    if users is None:
+        return line
+    # Users' indexes are sealed like sessions: left under a dropped key, they
+    # would be started anew, and revoke_user would miss the sessions they list.
+    indexes = await _reseal_all(
+        engine, INDEX_PREFIX + engine.settings.key_prefix, lambda _: users.ttl()
+    )
+    count = sum(indexes.values())
+    noun = "user index" if count == 1 else "user indexes"
+    return f"{line}\nChecked {count} {noun}" + _found(indexes) + "."
+
+
+def _found(outcomes: Counter[Resealed]) -> str:
+    found = ", ".join(f"{outcomes[kind]} {kind.value}" for kind in Resealed if outcomes[kind])
+    return f": {found}" if found else ""
+
+
+async def _reseal_all(
+    engine: SessionEngine, prefix: str, ttl_of: Callable[[bytes], int | None]
+) -> Counter[Resealed]:
+    """Reseal every record under *prefix*; how each went."""
+    store = engine.store
+    assert isinstance(store, SealedStore)
     outcomes: Counter[Resealed] = Counter()
     seen: set[str] = set()
     try:
-        async for key in store.keys(engine.settings.key_prefix):
+        async for key in store.keys(prefix):
             if key not in seen:  # a listing may repeat a key written meanwhile
                 seen.add(key)
-                outcomes[await engine.calls.run(store, store.reseal, key, engine.ttl_of)] += 1
+                outcomes[await engine.calls.run(store, store.reseal, key, ttl_of)] += 1
     except SessionBackendError:
         raise
     except Exception as error:  # the driver's own, while listing
         raise SessionBackendError(
             store.name, store.address, f"listing the sessions failed: {error!r}"
         ) from error
-    found = ", ".join(f"{outcomes[kind]} {kind.value}" for kind in Resealed if outcomes[kind])
-    return f"Checked {_sessions(len(seen))} in {_where(store)}" + (f": {found}." if found else ".")
+    return outcomes

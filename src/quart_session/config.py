@@ -41,6 +41,10 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_REFRESH_AFTER": None,
     # None: a session lives as long as it is used (the idle timeout only).
     "SESSION_ABSOLUTE_LIFETIME": None,
+    # None: sessions are not indexed by user.
+    "SESSION_USER_KEY": None,
+    # None: no cap on a user's sessions.
+    "SESSION_MAX_PER_USER": None,
     "SESSION_SERIALIZER": "json",
     "SESSION_BACKEND_TIMEOUT": 2.0,
     "SESSION_LEGACY_IDS": False,
@@ -124,6 +128,34 @@ def _absolute_lifetime(value: Any, store_type: str) -> int | None:
         )
     _check_lifetime("SESSION_ABSOLUTE_LIFETIME", seconds, store_type)
     return int(seconds)
+
+
+#: Stores that cannot keep a user's index: memcached may evict any item, the
+#: index included, and "log out everywhere" would then miss sessions.
+STORES_WITHOUT_USER_INDEX = ("memcached",)
+
+
+def _user_settings(values: Mapping[str, Any], store_type: str) -> tuple[str | None, int | None]:
+    """SESSION_USER_KEY and SESSION_MAX_PER_USER, checked together."""
+    user_key = values["SESSION_USER_KEY"]
+    cap = values["SESSION_MAX_PER_USER"]
+    if user_key is not None and (not isinstance(user_key, str) or not user_key):
+        raise SessionConfigError(
+            f"SESSION_USER_KEY must be the session key holding the user (text), not {user_key!r}"
+        )
+    if cap is not None:
+        if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+            raise SessionConfigError(
+                f"SESSION_MAX_PER_USER must be a whole number of at least 1, not {cap!r}"
+            )
+        if user_key is None:
+            raise SessionConfigError("SESSION_MAX_PER_USER needs SESSION_USER_KEY")
+    if user_key is not None and store_type in STORES_WITHOUT_USER_INDEX:
+        raise SessionConfigError(
+            f"SESSION_USER_KEY is not available with the {store_type} store: it may evict a "
+            "user's index like any item, and revoking a user's sessions would then miss some"
+        )
+    return user_key, cap
 
 
 def latest_deadline(store_type: str) -> int:
@@ -322,6 +354,10 @@ class Settings:
     #: Seconds a session lives after its creation or last regenerate(),
     #: however active (SESSION_ABSOLUTE_LIFETIME), or None.
     absolute_lifetime: int | None
+    #: The session key naming its user (SESSION_USER_KEY), or None.
+    user_key: str | None
+    #: The most live sessions a user keeps (SESSION_MAX_PER_USER), or None.
+    max_per_user: int | None
     cookie_name: str
     cookie_domain: str | None
     cookie_path: str
@@ -394,6 +430,7 @@ class Settings:
             interface.get_cookie_domain(app),
             interface.get_cookie_path(app),
         )
+        user_key, max_per_user = _user_settings(values, store_type)
         encryption_keys = parse_keys(values["SESSION_ENCRYPTION_KEYS"])
         if encryption_keys:
             require_cryptography()
@@ -427,6 +464,8 @@ class Settings:
                 values["SESSION_REFRESH_AFTER"], int(lifetime.total_seconds())
             ),
             absolute_lifetime=_absolute_lifetime(values["SESSION_ABSOLUTE_LIFETIME"], store_type),
+            user_key=user_key,
+            max_per_user=max_per_user,
             cookie_name=interface.get_cookie_name(app),
             cookie_domain=interface.get_cookie_domain(app),
             cookie_path=interface.get_cookie_path(app),

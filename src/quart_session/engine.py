@@ -37,10 +37,13 @@ from .errors import SessionBackendError, SessionConfigError, SessionConflictErro
 from .ids import IdCodec, record_name
 from .lifetimes import CREATED, Lifetimes, refresh_due, seconds_of, stamp
 from .locks import SessionTurns
+from .records import OWNER
 from .serializers import Serializer, dumps_bytes
 from .stores import build_store
 from .stores.base import Outcome, Record, Store, Version
 from .stores.sealed import SealedStore
+from .user_index import UserSessions
+from .users import NotAUser, owner_of
 
 logger = logging.getLogger("quart_session")
 
@@ -104,9 +107,10 @@ class StoredSession:
     #: short by its absolute end, never past it (a permanent cookie's
     #: Expires). None where not worked out.
     expires_at: float | None = None
-    #: Loaded without the creation stamp an absolute lifetime counts from
-    #: (stored before SESSION_ABSOLUTE_LIFETIME was set): ``meta`` has it
-    #: now, and the session must be saved once to keep it.
+    #: Loaded without what this configuration keeps in the metadata (the
+    #: creation stamp of SESSION_ABSOLUTE_LIFETIME, the user of
+    #: SESSION_USER_KEY): stored before it was set. The session must be saved
+    #: once (the stamp is in ``meta`` already; the user is indexed then).
     stamped: bool = False
 
     @property
@@ -152,6 +156,8 @@ class SessionEngine:
         #: Record name -> the TTL its session last had, for sessions whose TTL
         #: is not the configured lifetime (see load_named).
         self._ttl_hints: dict[str, int] = {}
+        #: The per-user index (SESSION_USER_KEY), or None.
+        self.users: UserSessions | None = None
         self.configure(settings)
         if store is not None:
             self._store = self._sealed(store)
@@ -165,6 +171,7 @@ class SessionEngine:
             settings.lifetime, settings.absolute_lifetime, latest_deadline(settings.store_type)
         )
         self._serializer = self._serializer or settings.serializer
+        self.users = None if settings.user_key is None else UserSessions(self, settings)
 
     # -- the store ------------------------------------------------------------------
     @property
@@ -317,9 +324,11 @@ class SessionEngine:
         if stamped:
             # Stored before the absolute lifetime was switched on: it counts from now.
             meta = {**meta, CREATED: stamp(now)}
+        if self.users is not None and OWNER not in meta and self._unindexed(data):
+            stamped = True  # stored before SESSION_USER_KEY: indexed by saving it once
         ttl = self.lifetimes.ttl(meta, now)
         if ttl is None:
-            await self._expire(name, record.version, sid)
+            await self._expire(name, record.version, sid, meta.get(OWNER))
             return None
         refreshed = record.refreshed
         if refresh:
@@ -355,10 +364,14 @@ class SessionEngine:
             del hints[next(iter(hints))]  # the oldest: a bound, not a cache policy
         hints[name] = ttl
 
-    async def _expire(self, name: str, version: Version | None, sid: str | None) -> None:
+    async def _expire(
+        self, name: str, version: Version | None, sid: str | None, owner: object
+    ) -> None:
         """End the session in record *name*: its absolute lifetime is over."""
         await self._end(name, version, 0)
         send(signals.session_expired, self.sender, sid=sid, reason="absolute")
+        if self.users is not None and isinstance(owner, str):
+            await self.users.remove(owner, name)
 
     async def load_record(self, sid: str, refresh: int | None = None) -> Record | None:
         """The raw record of session *sid* (a marker included), or None; with
@@ -383,12 +396,14 @@ class SessionEngine:
     # -- creating -------------------------------------------------------------------
     async def create(self, data: dict[str, Any], meta: dict[str, Any]) -> StoredSession:
         """Store a new session under a fresh id (*data* becomes its data)."""
-        meta, ttl = self._born(meta)
+        meta, ttl = self._born(self._owned(data, meta))
         payload = self.encode(data, meta)
-        sid, version = await self._create_record(payload, ttl)
+        owner = meta.get(OWNER)
+        sid, version = await self._create_record(payload, ttl, owner)
         send(signals.session_created, self.sender, sid=sid)
         name = self.name_of(sid)
         self._saved_with(name, ttl)
+        await self._reindex(None, None, meta, name, _announced(owner, name))
         expires_at = meta[CREATED] + ttl
         return StoredSession(sid, name, version, payload, data, meta, expires_at=expires_at)
 
@@ -401,10 +416,15 @@ class SessionEngine:
         assert ttl is not None  # SESSION_ABSOLUTE_LIFETIME is at least a second
         return meta, ttl
 
-    async def _create_record(self, payload: bytes, ttl: int) -> tuple[str, Version]:
+    async def _create_record(
+        self, payload: bytes, ttl: int, owner: object = None
+    ) -> tuple[str, Version]:
+        """A fresh id and the version of its new record. With an *owner*, the
+        record is listed in that user's index before it is written."""
         store = self.store
         for _ in range(MAX_CREATE_ATTEMPTS):
             sid = self.ids.new()
+            await self._announce(owner, self.name_of(sid))
             result = await self.calls.run(store, store.save, self.key_for(sid), payload, ttl, None)
             if not isinstance(result, Outcome):
                 return sid, result
@@ -426,16 +446,27 @@ class SessionEngine:
         turns instead of colliding in the store; across processes, retries back
         off exponentially within ``SESSION_BACKEND_TIMEOUT``.
         """
+        before = meta.get(OWNER)  # as loaded
+        meta = self._owned(data, meta)
         payload = self.encode(data, meta)
         if payload == loaded.payload:
             return Written.SAVED, None
+        owner = meta.get(OWNER)
+        announced = None
+        if owner != before:  # a login: listed before it is written
+            await self._announce(owner, loaded.name)
+            announced = _announced(owner, loaded.name)
         async with self._turns.take(loaded.name) as turn:
             written, stored = await self._save_in_turn(loaded, data, meta, payload, turn.latest)
             turn.latest = None
             if stored is not None and written is Written.SAVED and turn.released is not None:
                 # Another save of this session waits: hand it what we stored.
                 turn.latest = Record(stored.payload, stored.version)
-            return written, stored
+        if stored is not None:
+            await self._reindex(before, loaded.name, stored.meta, stored.name, announced)
+        elif announced is not None and self.users is not None:
+            await self.users.remove(*announced)  # gone meanwhile: nothing to list
+        return written, stored
 
     async def _save_in_turn(
         self,
@@ -459,13 +490,14 @@ class SessionEngine:
                 if changes is None:
                     changes = self._changes(loaded.payload, data, meta)
                 merged, merged_meta = self._merged(changes, current.payload)
+                merged_meta = self._owned(merged, merged_meta)
                 payload = self.encode(merged, merged_meta)
                 expected = current.version
                 send(signals.session_conflict_merged, self.sender, sid=sid, attempt=attempt)
             now = time.time()
             ttl = self.lifetimes.ttl(merged_meta, now)
             if ttl is None:  # its absolute lifetime ended while the request ran
-                await self._expire(name, expected, sid)
+                await self._expire(name, expected, sid, meta.get(OWNER))
                 return Written.GONE, None
             result = await self.calls.run(
                 store, store.save, self._key(name), payload, ttl, expected
@@ -504,6 +536,66 @@ class SessionEngine:
             f"{self.settings.backend_timeout:g}s all lost to concurrent writes of the same session"
         )
 
+    # -- whose session it is (SESSION_USER_KEY) -------------------------------------
+    def _owned(self, data: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+        """*meta* naming the user *data* belongs to (SESSION_USER_KEY)."""
+        key = self.settings.user_key
+        if key is None:
+            return meta
+        try:
+            owner = owner_of(data, key)
+        except NotAUser as error:
+            raise SessionDataError(str(error)) from None
+        if owner == meta.get(OWNER):
+            return meta
+        meta = {k: v for k, v in meta.items() if k != OWNER}
+        if owner is not None:
+            meta[OWNER] = owner
+        return meta
+
+    def _unindexed(self, data: dict[str, Any]) -> bool:
+        """Whether *data* names a user its metadata does not (yet)."""
+        key = self.settings.user_key
+        try:
+            return key is not None and owner_of(data, key) is not None
+        except NotAUser:
+            return False
+
+    async def _announce(self, owner: object, name: str) -> None:
+        """List record *name* in *owner*'s index before it is written: an
+        entry whose record never came is pruned when read, while a record
+        written first and never listed (the process died in between) would be
+        missed by revoke_user."""
+        if self.users is not None and isinstance(owner, str):
+            await self.users.add(owner, name)
+
+    async def _reindex(
+        self,
+        before: object,
+        old_name: str | None,
+        meta: dict[str, Any],
+        name: str,
+        announced: tuple[str, str] | None = None,
+    ) -> None:
+        """Keep the users' indexes true after record *name* (formerly
+        *old_name*, owned by *before*) was written with *meta*, *announced*
+        (user, record name) having been listed before the write."""
+        users = self.users
+        if users is None:
+            return
+        after = meta.get(OWNER)
+        if after == before and name == old_name:
+            return  # the common write: same user, same record
+        now = _announced(after, name)
+        if announced is not None and announced != now:
+            await users.remove(*announced)  # a merge or a move made it another
+        if isinstance(before, str) and old_name is not None and (before, old_name) != now:
+            await users.remove(before, old_name)
+        if now is not None:
+            if now != announced:
+                await users.add(*now)
+            await users.cap(*now)
+
     def _parts_of(self, payload: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
         """(data, meta) of a record to merge with (empty if it is corrupt)."""
         try:
@@ -527,59 +619,87 @@ class SessionEngine:
         return records.merge(changes[0], their_data), records.merge(changes[1], their_meta)
 
     # -- ending and moving ----------------------------------------------------------
-    async def end(self, sid: str, version: Version | None = None) -> None:
+    async def end(
+        self, sid: str, version: Version | None = None, *, owner: str | None = None
+    ) -> None:
         """End session *sid* for good (logout; revocation from a script).
 
         A ``regenerate()`` racing this must not move the data away unseen: if
         it already did, the marker it left names the new record, which is
         ended too. *version* is the one the caller loaded, if any.
         """
-        await self.end_named(self.name_of(sid), version, sid=sid)
+        await self.end_named(self.name_of(sid), version, sid=sid, owner=owner)
 
     async def end_named(
-        self, name: str, version: Version | None = None, *, sid: str | None = None
-    ) -> None:
-        """:meth:`end` of the record named *name* (session *sid*, if known)."""
-        await self._end(name, version, 0)
+        self,
+        name: str,
+        version: Version | None = None,
+        *,
+        sid: str | None = None,
+        owner: str | None = None,
+    ) -> bool:
+        """:meth:`end` of the record named *name* (session *sid*, if known;
+        its user *owner*, if the caller knows it). Whether a session was there
+        to end, where the store showed it (False: nothing, or not known)."""
+        ended = await self._end(name, version, 0)
         send(signals.session_deleted, self.sender, sid=sid)
+        if self.users is not None:
+            if owner is None and ended is not None:
+                owner = self._owner_in(ended)
+            if owner is not None:
+                await self.users.remove(owner, name)
+        return ended is not None
 
-    async def _end(self, name: str, version: Version | None, hops: int) -> None:
+    def _owner_in(self, payload: bytes) -> str | None:
+        owner = self._parts_of(payload)[1].get(OWNER)
+        return owner if isinstance(owner, str) else None
+
+    async def _end(self, name: str, version: Version | None, hops: int) -> bytes | None:
+        """End record *name*; the session payload it held, where seen."""
         store, key = self.store, self._key(name)
         if store.can_take:
             # One atomic step: whatever the key held is gone, and if it was a
             # moved marker, the session it names is ended too.
             taken = await self.calls.run(store, store.take, key)
-            target = None if taken is None else records.moved_to(taken.payload)
+            if taken is None:
+                return None
+            target = records.moved_to(taken.payload)
             if target is not None and hops < MAX_MOVES:
-                await self._end(target, None, hops + 1)
-            return
+                return await self._end(target, None, hops + 1)
+            return None if records.is_marker(taken.payload) else taken.payload
         # Otherwise: replace the record by an ended marker with compare-and-set
         # (a racing move then fails, or has left its marker here), then delete.
+        ended: bytes | None = None
         for _ in range(MAX_SAVE_ATTEMPTS):
             if version is None:
                 current = await self._load_record(name)
                 if current is None:
-                    return
+                    return ended
                 version = current.version
                 if current.payload == records.ENDED:
                     break
+                if not records.is_marker(current.payload):
+                    ended = current.payload
             result = await self.calls.run(
                 store, store.save, key, records.ENDED, self.settings.lifetime, version
             )
             if result is Outcome.GONE:
-                return
+                return None
             if not isinstance(result, Outcome):
                 break
             current = await self._load_record(name)  # written since it was loaded: by whom?
             if current is None:
-                return
+                return None
             target = records.moved_to(current.payload)
             if target is not None and hops < MAX_MOVES:
-                await self._end(target, None, hops + 1)
+                ended = await self._end(target, None, hops + 1) or ended
             if current.payload == records.ENDED:
                 break
+            if not records.is_marker(current.payload):
+                ended = current.payload
             version = current.version
         await self.calls.run(store, store.delete, key)
+        return ended
 
     async def regenerate(
         self,
@@ -602,9 +722,10 @@ class SessionEngine:
         """
         store, lifetime = self.store, self.settings.lifetime
         from_key = self._key(loaded.name)
-        meta, ttl = self._born(meta)
+        before = meta.get(OWNER)  # as loaded
+        meta, ttl = self._born(self._owned(data, meta))
         payload = self.encode(data, meta)
-        sid, version = await self._create_record(payload, ttl)
+        sid, version = await self._create_record(payload, ttl, meta.get(OWNER))
         name, key = self.name_of(sid), self.key_for(sid)
         merged, merged_meta = data, meta  # until a merge makes others
         expected = loaded.version
@@ -619,6 +740,8 @@ class SessionEngine:
                 send(signals.session_created, self.sender, sid=sid)
                 send(signals.session_regenerated, self.sender, old_sid=loaded.sid, sid=sid)
                 self._saved_with(name, ttl)
+                announced = _announced(meta.get(OWNER), name)
+                await self._reindex(before, loaded.name, merged_meta, name, announced)
                 expires_at = meta[CREATED] + ttl
                 return StoredSession(
                     sid, name, version, payload, merged, merged_meta, expires_at=expires_at
@@ -633,6 +756,7 @@ class SessionEngine:
             if changes is None:
                 changes = self._changes(loaded.payload, data, meta)
             merged, merged_meta = self._merged(changes, current.payload)
+            merged_meta = self._owned(merged, merged_meta)
             # Their lifetime may differ; the new stamp is this move's own.
             ttl = self.lifetimes.ttl(merged_meta, meta[CREATED]) or ttl
             payload = self.encode(merged, merged_meta)
@@ -646,3 +770,8 @@ class SessionEngine:
         raise SessionConflictError(
             f"gave up regenerating after {MAX_SAVE_ATTEMPTS} conflicting concurrent writes"
         )
+
+
+def _announced(owner: object, name: str) -> tuple[str, str] | None:
+    """(user, record name) of a record listed in a user's index, if it has a user."""
+    return (owner, name) if isinstance(owner, str) else None

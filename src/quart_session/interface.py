@@ -11,7 +11,15 @@ from __future__ import annotations
 import logging
 import time
 
-from quart import Quart, Response, has_websocket_context, request, websocket
+from quart import (
+    Quart,
+    Response,
+    has_request_context,
+    has_websocket_context,
+    request,
+    websocket,
+)
+from quart import session as current_session
 from quart.sessions import SessionInterface, SessionMixin
 from quart.wrappers import BaseRequestWebsocket
 
@@ -22,7 +30,7 @@ from .compat import migrate
 from .config import Settings
 from .cookies import sends_a_file
 from .engine import SessionEngine
-from .errors import SessionBackendError
+from .errors import SessionBackendError, SessionConfigError
 from .opt_out import SessionUses, Use, route_of
 from .serializers import Serializer, resolve_serializer
 from .session import (
@@ -36,6 +44,8 @@ from .session import (
 from .signals import hijack_detected
 from .stores.base import Store
 from .transport import IdAction, IdTransport, IdTransports
+from .user_index import UserSessions
+from .users import SessionInfo, user_text
 
 logger = logging.getLogger("quart_session")
 
@@ -66,6 +76,8 @@ class ServerSideSessionInterface(SessionInterface):
         self.ids = self.engine.ids
         self.transports = IdTransports(settings)
         self.uses = SessionUses(self.app, settings.static_file)
+        if self.engine.users is not None:
+            self.engine.users.client_info = self._client_info
         path = settings.static_url_path
         self._static_prefix = None if path is None else path + "/"
 
@@ -186,7 +198,7 @@ class ServerSideSessionInterface(SessionInterface):
             return session
         assert session.sid is not None
         hijack_detected(self.app, session.sid, session.client_address, address)
-        await self.engine.end(session.sid, session.version)
+        await self.engine.end(session.sid, session.version, owner=session.owner)
         return self._new_session(request)
 
     # -- saving -------------------------------------------------------------------------
@@ -285,6 +297,51 @@ class ServerSideSessionInterface(SessionInterface):
         if session.modified:
             return IdAction.SET
         return _resent(session, transport is None or transport.resends_on_refresh)
+
+    # -- sessions per user (SESSION_USER_KEY) ----------------------------------------------
+    def _users(self) -> UserSessions:
+        self.store  # noqa: B018 - built on first use
+        users = self.engine.users
+        if users is None:
+            raise SessionConfigError("sessions are indexed by user only with SESSION_USER_KEY set")
+        return users
+
+    def _client_info(self) -> tuple[str | None, str | None]:
+        """Where the request being served comes from: kept with a login."""
+        if not (has_request_context() or has_websocket_context()):
+            return None, None
+        served = websocket if has_websocket_context() else request
+        return self.client_address(served), served.headers.get("User-Agent")
+
+    @staticmethod
+    def _current_name() -> str | None:
+        """The record name of the session of the request being served, if any."""
+        if not (has_request_context() or has_websocket_context()):
+            return None
+        found = getattr(current_session, "_get_current_object", lambda: None)()
+        return found.name if isinstance(found, ServerSideSession) else None
+
+    async def user_sessions(self, user: str | int | float | bool) -> list[SessionInfo]:
+        """The live sessions of *user* (the value ``session[SESSION_USER_KEY]``
+        holds, compared as text), most recently used first; ``current`` marks
+        the caller's own when called while serving a request."""
+        return await self._users().sessions(user_text(user), self._current_name())
+
+    async def revoke(self, handle: str, user: str | int | float | bool | None = None) -> bool:
+        """End the session :attr:`SessionInfo.handle` names; True if a live
+        session was ended. Its next request gets a fresh, empty session, and a
+        request in flight cannot bring it back.
+
+        A handle comes back from the client (a "log out this device" form):
+        pass the *user* asking, and a handle of another user's session ends
+        nothing (False, no store call)."""
+        return await self._users().revoke(handle, only_of=None if user is None else user_text(user))
+
+    async def revoke_user(self, user: str | int | float | bool, keep_current: bool = False) -> int:
+        """End every session of *user* ("log out everywhere"; with
+        *keep_current*, everywhere else); how many were ended."""
+        keep = self._current_name() if keep_current else None
+        return await self._users().revoke_user(user_text(user), keep)
 
     # -- ids ----------------------------------------------------------------------------
     async def regenerate(self, session: SessionMixin) -> None:

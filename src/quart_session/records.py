@@ -66,7 +66,9 @@ PERMANENT = "p"
 #: In the metadata: the client address the session is pinned to.
 ADDRESS = "a"
 # Also in the metadata: when it was created or last regenerated (CREATED),
-# and its own lifetime (LIFETIME): see ``lifetimes``.
+# and its own lifetime (LIFETIME): see ``lifetimes``; its user (OWNER): see
+# ``users``.
+OWNER = "o"
 
 
 def meta(
@@ -74,8 +76,9 @@ def meta(
     address: str | None,
     created: float | None = None,
     lifetime: int | None = None,
+    owner: str | None = None,
 ) -> dict[str, Any]:
-    """A session's metadata."""
+    """A session's metadata (*owner*: ``users.OWNER``)."""
     found: dict[str, Any] = {PERMANENT: permanent}
     if address is not None:
         found[ADDRESS] = address
@@ -83,6 +86,8 @@ def meta(
         found[CREATED] = created
     if lifetime is not None:
         found[LIFETIME] = lifetime
+    if owner is not None:
+        found[OWNER] = owner
     return found
 
 

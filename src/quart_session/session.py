@@ -79,6 +79,8 @@ class ServerSideSession(dict[str, Any], SessionMixin):
     created_at: float | None = None
     #: Its own lifetime in seconds, None for the configured one.
     _lifetime: int | None = None
+    #: The user it belonged to when loaded (SESSION_USER_KEY), as text.
+    owner: str | None = None
     #: When it expires (seconds since the epoch) as of when it was loaded or
     #: last saved (a permanent cookie's Expires), None until the store has it.
     expires_at: float | None = None
@@ -271,11 +273,15 @@ class ServerSideSession(dict[str, Any], SessionMixin):
         meta = stored.meta
         self.created_at = seconds_of(meta.get(CREATED))
         self._lifetime = whole_seconds(meta.get(LIFETIME))
+        owner = meta.get(records.OWNER)
+        self.owner = owner if isinstance(owner, str) else None
         self.expires_at = stored.expires_at
 
     def meta(self) -> dict[str, Any]:
         """The metadata stored beside the data."""
-        return records.meta(self._permanent, self.client_address, self.created_at, self._lifetime)
+        return records.meta(
+            self._permanent, self.client_address, self.created_at, self._lifetime, self.owner
+        )
 
     def basis(self) -> Basis:
         """The record this session's changes apply to."""
@@ -300,7 +306,7 @@ class ServerSideSession(dict[str, Any], SessionMixin):
         """Store what this request changed through *engine*; say what happened."""
         if self.cleared:
             if self.name is not None:
-                await engine.end_named(self.name, self.version, sid=self.sid)
+                await engine.end_named(self.name, self.version, sid=self.sid, owner=self.owner)
             if not self.snapshot():
                 return Persisted.NOTHING if self.new else Persisted.ENDED
             self.restart(keep_data=True)  # data set after clear(): a new session
@@ -339,7 +345,7 @@ class ServerSideSession(dict[str, Any], SessionMixin):
         if not keep_data:
             super().clear()
         self.sid = self.name = self.version = self.loaded_payload = None
-        self.created_at = self.expires_at = None
+        self.created_at = self.expires_at = self.owner = None
         self.new = True
         self.cleared = False
 

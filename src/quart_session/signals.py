@@ -35,6 +35,10 @@ session_hijack_detected = _signals.signal("quart-session.hijack-detected")
 #: save, which knows the record but not always the id), ``reason``
 #: (``"absolute"``).
 session_expired = _signals.signal("quart-session.expired")
+#: A session was ended through the per-user API (SESSION_USER_KEY).
+#: Keywords: ``handle``, ``user`` (text), ``reason`` (``"user"``: revoke() or
+#: revoke_user(); ``"max_per_user"``: SESSION_MAX_PER_USER at a login).
+session_revoked = _signals.signal("quart-session.revoked")
 #: The store failed. Keyword: ``error`` (a SessionBackendError).
 session_store_error = _signals.signal("quart-session.store-error")
 

@@ -15,6 +15,7 @@ from ..suites.encryption import EncryptionBehaviour
 from ..suites.lifetimes import LifetimeBehaviour, ReadTtl
 from ..suites.outage import OutageBehaviour
 from ..suites.race import RegenerateRaceBehaviour
+from ..suites.users import UserBehaviour
 
 pytestmark = pytest.mark.servers
 
@@ -88,6 +89,10 @@ class TestDynamoDBLifetimes(LifetimeBehaviour):
             return left if left > 0 else None
 
         return read
+
+
+class TestDynamoDBUsers(UserBehaviour):
+    pass
 
 
 class TestDynamoDBConcurrency(OutageBehaviour):

@@ -15,6 +15,7 @@ from quart import Quart
 from ..suites.behaviour import AllRecords, OnTrio, ReadRaw, SessionBehaviour
 from ..suites.encryption import EncryptionBehaviour
 from ..suites.lifetimes import LifetimeBehaviour, ReadTtl
+from ..suites.users import UserBehaviour
 
 
 class FileSystemFixtures:
@@ -152,4 +153,22 @@ class TestFileSystemLifetimesOnTrio(OnTrio, TestFileSystemLifetimes):
 
 
 class TestMemoryLifetimesOnTrio(OnTrio, TestMemoryLifetimes):
+    pass
+
+
+class TestMemoryUsers(UserBehaviour):
+    @pytest.fixture
+    def store_config(self) -> dict[str, Any]:
+        return {"SESSION_TYPE": "memory"}
+
+    @pytest.fixture
+    def read_raw(self, built_apps: list[Quart]) -> ReadRaw:
+        return memory_reader(lambda: built_apps[-1])
+
+    @pytest.fixture
+    def all_records(self, built_apps: list[Quart]) -> AllRecords:
+        return memory_records(lambda: built_apps[-1])
+
+
+class TestFileSystemUsers(FileSystemFixtures, UserBehaviour):
     pass

@@ -16,6 +16,7 @@ from ..suites.encryption import EncryptionBehaviour
 from ..suites.lifetimes import LifetimeBehaviour, ReadTtl
 from ..suites.outage import OutageBehaviour
 from ..suites.race import RegenerateRaceBehaviour
+from ..suites.users import UserBehaviour
 
 pytestmark = pytest.mark.servers
 
@@ -96,6 +97,10 @@ class TestMongoDBLifetimes(LifetimeBehaviour):
             return left if left > 0 else None
 
         return read
+
+
+class TestMongoDBUsers(UserBehaviour):
+    pass
 
 
 class TestMongoDBConcurrency(OutageBehaviour):

@@ -37,6 +37,7 @@ from ..suites.encryption import EncryptionBehaviour
 from ..suites.lifetimes import LifetimeBehaviour, ReadTtl
 from ..suites.outage import OutageBehaviour
 from ..suites.race import InProcessRegenerateRace, RegenerateRaceBehaviour
+from ..suites.users import SpreadOverMasters, UserBehaviour
 
 pytestmark = pytest.mark.servers
 
@@ -274,3 +275,55 @@ class TestGlideLifetimesOnTrio(
     @pytest.fixture
     def store_config(self, redis_standalone: Standalone) -> dict[str, Any]:
         return {"SESSION_TYPE": "redis+trio", "SESSION_URI": redis_standalone.url}
+
+
+class TestRedisUsers(StandaloneFixtures, ClosesApps, UserBehaviour):
+    @pytest.fixture(autouse=True)
+    def emptied(self, client: Redis) -> None:
+        """Every test on an emptied server: the ``client`` fixture flushes it."""
+
+    @pytest.fixture
+    def all_records(self, redis_standalone: Standalone) -> AllRecords:
+        return records_on([redis_standalone.port])
+
+
+class TestRedisClusterUsers(ClusterFixtures, SpreadOverMasters):
+    @pytest.fixture
+    def all_records(self, redis_cluster: Cluster) -> AllRecords:
+        return records_on(redis_cluster.ports)
+
+
+class TestGlideUsers(GlideFixtures, GlideStandaloneClient, UserBehaviour):
+    @pytest.fixture
+    def all_records(self, redis_standalone: Standalone) -> AllRecords:
+        return records_on([redis_standalone.port])
+
+
+class TestGlideClusterUsers(GlideFixtures, SpreadOverMasters):
+    @pytest.fixture
+    def all_records(self, redis_cluster: Cluster) -> AllRecords:
+        return records_on(redis_cluster.ports)
+
+    @pytest.fixture
+    async def client(self, redis_cluster: Cluster) -> AsyncIterator[GlideClusterClient]:
+        flush(redis_cluster.ports)
+        node = NodeAddress("127.0.0.1", redis_cluster.ports[0])
+        client = await GlideClusterClient.create(GlideClusterClientConfiguration([node]))
+        yield client
+        await client.close()
+
+
+class TestGlideUsersOnTrio(OnTrio, ClosesApps, GlideFixtures, GlideStandaloneClient, UserBehaviour):
+    """A QuartTrio app whose store makes a GLIDE client from the URL."""
+
+    @pytest.fixture(autouse=True)
+    def emptied(self, client: GlideClient) -> None:
+        """Every test on an emptied server: the ``client`` fixture flushes it."""
+
+    @pytest.fixture
+    def store_config(self, redis_standalone: Standalone) -> dict[str, Any]:
+        return {"SESSION_TYPE": "redis+trio", "SESSION_URI": redis_standalone.url}
+
+    @pytest.fixture
+    def all_records(self, redis_standalone: Standalone) -> AllRecords:
+        return records_on([redis_standalone.port])

@@ -102,7 +102,6 @@ class RequestRoundTrips(redis_roundtrips.CountsCommands):
         assert await self.commands(counter, browser, "/set/user/alice") == SAVE
         assert await self.commands(counter, browser, "/get/user") == {"get": 1}
 
-
     async def test_a_session_with_a_lifetime_of_its_own_is_read_in_one_command(
         self, make_app: Callable[..., Quart], counter: CommandCounter, ports: tuple[int, ...]
     ) -> None:

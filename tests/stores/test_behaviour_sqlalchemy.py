@@ -20,6 +20,7 @@ from ..suites.encryption import EncryptionBehaviour
 from ..suites.lifetimes import LifetimeBehaviour, ReadTtl
 from ..suites.outage import OutageBehaviour
 from ..suites.race import RegenerateRaceBehaviour
+from ..suites.users import UserBehaviour
 
 pytestmark = pytest.mark.servers
 
@@ -136,6 +137,24 @@ class TestSQLiteLifetimes(SQLiteEngine, LifetimesOnTheEngine):
 
 
 class TestPostgresLifetimes(PostgresEngine, LifetimesOnTheEngine):
+    pass
+
+
+class UsersOnTheEngine(SQLFixtures, UserBehaviour):
+    @pytest.fixture
+    def store_config(self, engine: AsyncEngine, table: str) -> dict[str, Any]:
+        return {
+            "SESSION_TYPE": "sqlalchemy",
+            "SESSION_SQLALCHEMY": engine,
+            "SESSION_SQLALCHEMY_TABLE": table,
+        }
+
+
+class TestSQLiteUsers(SQLiteEngine, UsersOnTheEngine):
+    pass
+
+
+class TestPostgresUsers(PostgresEngine, UsersOnTheEngine):
     pass
 
 

@@ -189,6 +189,22 @@ class StoreContract:
         # Nothing revived: the old version finds the record gone.
         assert await store.save("session:expired", b"x", 60, version) is Outcome.GONE  # type: ignore[arg-type]
 
+    async def test_expires_at_reports_a_live_record_s_deadline(self, store: Store) -> None:
+        """What listing a user's sessions reads (every store that can keep a
+        user's index: memcached cannot, and reports nothing)."""
+        assert await store.expires_at(KEY) is None
+        await create(store, ttl=600)
+        deadline = await store.expires_at(KEY)
+        if store.name == "memcached":
+            assert deadline is None
+            return
+        assert deadline is not None and abs(deadline - (time.time() + 600)) < 2
+        await store.expire(KEY, 30)
+        deadline = await store.expires_at(KEY)
+        assert deadline is not None and abs(deadline - (time.time() + 30)) < 2
+        await store.delete(KEY)
+        assert await store.expires_at(KEY) is None
+
     async def test_load_with_refresh_of_a_missing_key_creates_nothing(self, store: Store) -> None:
         assert await store.load(KEY, refresh_ttl=60) is None
         assert await store.load(KEY) is None

@@ -121,6 +121,14 @@ class Store(ABC):
     async def delete(self, key: str) -> None:
         """Remove the record at *key*; absent records are not an error."""
 
+    async def expires_at(self, key: str) -> float | None:
+        """When the live record at *key* expires (seconds since the epoch), or
+        None if there is none: for listing a user's sessions, never on a
+        request's path. Stores whose loads report ``Record.expires_at`` need
+        not override it."""
+        record = await self.load(key)
+        return None if record is None else record.expires_at
+
     async def take(self, key: str) -> Record | None:
         """Remove the record at *key* and return what it held (None if nothing
         live), as one atomic step: no save can land between the read and the

@@ -52,6 +52,10 @@ class MemoryStore(Store):
         self._records[key] = (entry[0], entry[1], time.monotonic() + ttl)
         return True
 
+    async def expires_at(self, key: str) -> float | None:
+        entry = self._live(key)
+        return None if entry is None else time.time() + entry[2] - time.monotonic()
+
     async def save(
         self, key: str, payload: bytes, ttl: int, expected: Version | None
     ) -> SaveResult:

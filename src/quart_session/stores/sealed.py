@@ -84,6 +84,9 @@ class SealedStore(Store):
         # The record's key is the same sealed or not, and its payload stays as it is.
         return await self.inner.expire(key, ttl)
 
+    async def expires_at(self, key: str) -> float | None:
+        return await self.inner.expires_at(key)
+
     async def save(
         self, key: str, payload: bytes, ttl: int, expected: Version | None
     ) -> SaveResult:

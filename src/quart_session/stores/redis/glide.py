@@ -76,6 +76,10 @@ class GlideDriver:
         client = await self._client()
         return await client.expire(key, ttl)
 
+    async def pttl(self, key: str) -> int:
+        client = await self._client()
+        return await client.pttl(key)
+
     async def save(self, key: str, args: list[bytes]) -> int:
         client = await self._client()
         status = await client.invoke_script(self._script, keys=[key], args=list(args))

@@ -14,6 +14,7 @@ version and writes payload and TTL atomically. A value without the header
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import AsyncIterator
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -62,6 +63,9 @@ class RedisDriver(Protocol):
 
     async def expire(self, key: str, ttl: int) -> bool:
         """EXPIRE: whether *key* exists (and now has *ttl* seconds to live)."""
+
+    async def pttl(self, key: str) -> int:
+        """PTTL: milliseconds *key* has left (negative: absent, or no expiry)."""
 
     async def save(self, key: str, args: list[bytes]) -> int:
         """Run SAVE_SCRIPT on *key* with *args*; returns its status."""
@@ -135,6 +139,10 @@ class RedisStore(Store):
 
     async def expire(self, key: str, ttl: int) -> bool:
         return await self.driver.expire(key, ttl)
+
+    async def expires_at(self, key: str) -> float | None:
+        left = await self.driver.pttl(key)
+        return None if left < 0 else time.time() + left / 1000
 
     async def save(
         self, key: str, payload: bytes, ttl: int, expected: Version | None

@@ -76,6 +76,9 @@ class RedisPyDriver:
     async def expire(self, key: str, ttl: int) -> bool:
         return bool(await self._execute("EXPIRE", key, ttl))
 
+    async def pttl(self, key: str) -> int:
+        return int(await self._execute("PTTL", key))
+
     async def save(self, key: str, args: list[bytes]) -> int:
         # The script is loaded once per server; a restarted or new server
         # (failover, resharding) answers NOSCRIPT and gets it again.
