@@ -21,6 +21,7 @@ from quart import Quart
 from .compat import CONFIG_KEY_ALIASES
 from .crypto import parse_keys, require_cryptography
 from .errors import SessionConfigError
+from .lifetimes import duration
 from .serializers import Serializer, resolve_serializer
 from .stores import resolve_store_type
 
@@ -93,11 +94,8 @@ def _refresh_after(value: Any, lifetime: int) -> int:
     record that expires before it may be refreshed would log active users out)."""
     if value is None:
         return min(DEFAULT_REFRESH_AFTER, lifetime // 10)
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
+    seconds = duration(value)
+    if seconds is None:
         raise SessionConfigError(
             f"SESSION_REFRESH_AFTER must be seconds (int or float) or a timedelta, not {value!r}"
         )
@@ -113,11 +111,8 @@ def _absolute_lifetime(value: Any, store_type: str) -> int | None:
     """SESSION_ABSOLUTE_LIFETIME in whole seconds (None: off); at least one second."""
     if value is None:
         return None
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
+    seconds = duration(value)
+    if seconds is None:
         raise SessionConfigError(
             f"SESSION_ABSOLUTE_LIFETIME must be None, seconds (int or float) or a timedelta, "
             f"not {value!r}"

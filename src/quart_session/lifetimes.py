@@ -27,16 +27,23 @@ CREATED = "c"
 LIFETIME = "l"
 
 
+def duration(value: Any) -> float | None:
+    """*value* in seconds, if it is a ``timedelta`` or a number (not a bool);
+    None for anything else. How every lifetime setting is given."""
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
 def lifetime_seconds(value: Any) -> int | None:
     """``session.lifetime`` as whole seconds (fractions rounded up), or None
     for the configured lifetime; ValueError for anything else."""
     if value is None:
         return None
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
+    seconds = duration(value)
+    if seconds is None:
         raise ValueError(
             f"session.lifetime must be None, a timedelta or a number of seconds, not {value!r}"
         )
