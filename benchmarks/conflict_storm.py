@@ -112,8 +112,10 @@ def main(argv: list[str]) -> None:
     scripts = used["evalsha"] + used["eval"]
     print(f"{args.writers} writers, {args.workers} worker process(es): answers {dict(statuses)}")
     print(f"  every answered key stored: {complete}; {elapsed:.2f} s for the storm")
-    print(f"  per request: {reads / n:.2f} reads + {scripts / n:.2f} compare-and-sets "
-          f"= {(reads + scripts) / n:.2f} store round trips")
+    print(
+        f"  per request: {reads / n:.2f} reads + {scripts / n:.2f} compare-and-sets "
+        f"= {(reads + scripts) / n:.2f} store round trips"
+    )
 
 
 if __name__ == "__main__":

@@ -11,18 +11,15 @@ from raw ids and the cost of the hash alone (``record_name``) below.
 from __future__ import annotations
 
 import asyncio
-import random
 import secrets
-import statistics
 import sys
-import time
 import timeit
 from dataclasses import replace
 from typing import Any
 
 from quart_session.ids import record_name
 
-from .memory_app import memory_app
+from .memory_app import memory_app, print_paired, timed_rounds
 from .worker import AsgiClient
 
 ROUNDS = 15
@@ -48,30 +45,12 @@ async def main(n: int) -> None:
         assert sid, name
         for path in PATHS:
             scopes[name, path] = client.scope(path, sid)
-    means: dict[tuple[str, str], list[float]] = {key: [] for key in scopes}
-    order = list(scopes)
-    for _ in range(ROUNDS):
-        random.shuffle(order)  # machine noise hits every scenario alike
-        for name, path in order:
-            interface._configure(settings[name])
-            scope = scopes[name, path]
-            for _ in range(n // 10):  # warm-up
-                await client.call(dict(scope))
-            start = time.perf_counter()
-            for _ in range(n):
-                await client.call(dict(scope))
-            means[name, path].append((time.perf_counter() - start) / n * 1e6)
+    calls = {key: (client.call, scope) for key, scope in scopes.items()}
+    means = await timed_rounds(
+        calls, n, ROUNDS, before=lambda name: interface._configure(settings[name])
+    )
     await app.shutdown()
-    print(f"µs per request: median of {ROUNDS} rounds of {n}; in brackets the median")
-    print("per-round difference from 'raw' in the same round")
-    print(f"{'':8}{'read':>20}{'write':>20}")
-    for name in SETTINGS:
-        cells = []
-        for path in PATHS:
-            own, other = means[name, path], means["raw", path]
-            diff = statistics.median(a - b for a, b in zip(own, other, strict=True))
-            cells.append(f"{statistics.median(own):8.1f} ({diff:+5.1f})")
-        print(f"{name:8}" + "".join(f"{cell:>20}" for cell in cells))
+    print_paired(means, list(SETTINGS), PATHS, "raw")
     sid = secrets.token_urlsafe(32)
     runs = timeit.repeat(lambda: record_name(sid, True), number=100_000, repeat=5)
     print(f"record_name alone: {min(runs) / 100_000 * 1e6:.2f} µs per id")

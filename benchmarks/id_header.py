@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import random
-import statistics
 import sys
 import time
 import timeit
@@ -29,7 +27,7 @@ from typing import Any
 
 from quart import Quart, Response
 
-from .memory_app import memory_app
+from .memory_app import memory_app, print_paired, timed_rounds
 from .worker import AsgiClient
 
 HEADER = "X-Session-Id"
@@ -66,31 +64,11 @@ async def main(n: int) -> None:
                 scopes[name, path] = with_header(client.scope(path, None), sid)
             else:
                 scopes[name, path] = client.scope(path, sid)
-    means: dict[tuple[str, str], list[float]] = {key: [] for key in scopes}
-    order = list(scopes)
-    for _ in range(ROUNDS):
-        random.shuffle(order)  # machine noise hits every scenario alike
-        for name, path in order:
-            call, scope = clients[name].call, scopes[name, path]
-            for _ in range(n // 10):  # warm-up
-                await call(dict(scope))
-            start = time.perf_counter()
-            for _ in range(n):
-                await call(dict(scope))
-            means[name, path].append((time.perf_counter() - start) / n * 1e6)
+    calls = {key: (clients[key[0]].call, scope) for key, scope in scopes.items()}
+    means = await timed_rounds(calls, n, ROUNDS)
     for app in (plain, both):
         await app.shutdown()
-    print(f"µs per request: median of {ROUNDS} rounds of {n}; in brackets the median")
-    print("per-round difference from 'cookie' in the same round")
-    print(f"{'':12}{'read':>20}{'write':>20}")
-    for name in clients:
-        cells = []
-        for path in PATHS:
-            own = means[name, path]
-            base = means["cookie", path]
-            diff = statistics.median(a - b for a, b in zip(own, base, strict=True))
-            cells.append(f"{statistics.median(own):8.1f} ({diff:+5.1f})")
-        print(f"{name:12}" + "".join(f"{cell:>20}" for cell in cells))
+    print_paired(means, list(clients), PATHS, "cookie")
 
 
 def transport_costs() -> None:
