@@ -159,10 +159,13 @@ class LifetimeBehaviour:
     ) -> None:
         """The store keeps the record at *key* no later than *moment* (epoch s),
         give or take *slack*, the longest a request that set its TTL took: a TTL
-        counts from when the store got it, after the engine worked it out."""
+        counts from when the store got it, after the engine worked it out.
+        The TTL is what was left when the store answered, some time after
+        *asked*: counting from *asked* leaves the read's own latency out."""
+        asked = time.time()
         ttl = await read_ttl(key)
         assert ttl is not None, "no live record"
-        over = time.time() + ttl - moment
+        over = asked + ttl - moment
         assert over <= slack + self.TTL_GRAIN, (over, slack)
 
     async def assert_ttl_near(self, read_ttl: ReadTtl, key: str, seconds: float) -> None:
