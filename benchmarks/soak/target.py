@@ -58,7 +58,17 @@ class Target(Protocol):
 #: target name -> "module:function"; the function takes a temp dir and returns
 #: a context manager yielding the running Target. Imported lazily, so a run of
 #: one store needs only that store's client library.
-TARGETS: dict[str, str] = {}
+TARGETS: dict[str, str] = {
+    "filesystem": "benchmarks.soak.targets.local:filesystem",
+    "sqlite": "benchmarks.soak.targets.local:sqlite",
+    "redis": "benchmarks.soak.targets.redis:standalone",
+    "memcached": "benchmarks.soak.targets.memcached:memcached",
+    "postgresql": "benchmarks.soak.targets.postgres:postgresql",
+    "redis-sentinel": "benchmarks.soak.targets.sentinel:sentinel",
+    "redis-cluster": "benchmarks.soak.targets.cluster:cluster",
+    "mongodb": "benchmarks.soak.targets.documents:mongodb",
+    "dynamodb": "benchmarks.soak.targets.documents:dynamodb",
+}
 
 
 def start(name: str, tmp: Path) -> AbstractContextManager[Target]:
