@@ -1,0 +1,125 @@
+"""Redis Sentinel: a master and its replica (both AOF, ``appendfsync always``,
+``min-replicas-to-write 1``) watched by one Sentinel, on free 127.0.0.1 ports.
+
+One Sentinel (quorum 1) is enough here: the only fault is a *manual* failover
+(``SENTINEL FAILOVER``), which a Sentinel carries out alone, without a vote.
+The soak app reaches the master through the Sentinel ("SOAK_REDIS"), as an
+application would, so a failover is followed by the client, not by the harness.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.servers.processes import free_port, need_binary, running
+from tests.servers.redis import redis_server, wait_for
+
+from benchmarks.soak.target import Fault
+
+from .redis_nodes import accepts_writes, client_connections, info, node
+
+SERVICE = "soak-sessions"
+AOF = ("--appendonly", "yes", "--appendfsync", "always")
+#: A master without its replica refuses writes: without this, the old master
+#: keeps acknowledging writes for ~10 s after a failover, all of them lost
+#: when it becomes a replica (Redis's asynchronous replication; see fail_over).
+SAFE_WRITES = ("--min-replicas-to-write", "1", "--min-replicas-max-lag", "10")
+#: Bounds on one failover: Sentinel's own failover-timeout is 10 s.
+FAILOVER_TIMEOUT = 30.0
+
+
+@dataclass
+class SentinelTarget:
+    sentinel_port: int
+    #: The two Redis servers; which one is master changes with each failover.
+    server_ports: tuple[int, int]
+    name: str = "redis-sentinel"
+
+    def app_config(self) -> dict[str, Any]:
+        sentinels = [["127.0.0.1", self.sentinel_port]]
+        return {
+            "SESSION_TYPE": "redis",
+            "SOAK_REDIS": {"kind": "sentinel", "sentinels": sentinels, "service": SERVICE},
+        }
+
+    def faults(self) -> Sequence[Fault]:
+        return [Fault("sentinel-failover", self.fail_over)]
+
+    def connections(self) -> int:
+        # The Sentinel's own links to both servers count too; they stay the
+        # same through a run, so a leak still shows as growth.
+        return client_connections(self.server_ports)
+
+    def master_port(self) -> int:
+        with node(self.sentinel_port) as client:
+            _host, port = client.sentinel_get_master_addr_by_name(SERVICE)
+        return int(port)
+
+    def replica_ready(self) -> bool:
+        """The Sentinel sees a replica it could promote: up and in sync."""
+        with node(self.sentinel_port) as client:
+            replicas = client.sentinel_slaves(SERVICE)
+        return any(
+            "s_down" not in replica["flags"] and replica["master-link-status"] == "ok"
+            for replica in replicas
+        )
+
+    def fail_over(self) -> None:
+        """``SENTINEL FAILOVER``; returns once the Sentinel names the replica as
+        master, it takes writes, and the old master has become its replica.
+
+        Sentinel turns the old master into a replica some 10 s after the
+        promotion (its config-propagation delay); until then it is still a
+        master to the clients already connected to it. With
+        ``min-replicas-to-write 1`` it refuses their writes (NOREPLICAS) the
+        moment its replica leaves for promotion, so nothing it acknowledges in
+        that window is lost; the fault lasts until that window has closed.
+        """
+        # The previous failover's old master must be a synced replica first.
+        wait_for(self.replica_ready, "a replica the Sentinel can promote", FAILOVER_TIMEOUT)
+        old = self.master_port()
+        with node(self.sentinel_port) as client:
+            client.sentinel_failover(SERVICE)
+        wait_for(lambda: self.master_port() != old, "a new master", FAILOVER_TIMEOUT)
+        new = self.master_port()
+        wait_for(lambda: accepts_writes(new), "the new master to take writes", FAILOVER_TIMEOUT)
+        wait_for(lambda: replica_of(old, new), "the old master to follow it", FAILOVER_TIMEOUT)
+
+
+def replica_of(port: int, master: int) -> bool:
+    replication = info(port, "replication")
+    return (
+        replication["role"] == "slave"
+        and int(replication["master_port"]) == master
+        and replication["master_link_status"] == "up"
+    )
+
+
+@contextmanager
+def sentinel(tmp: Path) -> Iterator[SentinelTarget]:
+    binary = need_binary("redis-sentinel", "redis-sentinel")
+    with ExitStack() as stack:
+        master, _ = stack.enter_context(redis_server(tmp, *AOF, *SAFE_WRITES))
+        replica, _ = stack.enter_context(
+            redis_server(tmp, *AOF, *SAFE_WRITES, "--replicaof", "127.0.0.1", str(master))
+        )
+        wait_for(
+            lambda: info(replica, "replication").get("master_link_status") == "up",
+            "the replica to sync",
+        )
+        port = free_port()
+        conf = tmp / "sentinel.conf"
+        conf.write_text(
+            f"port {port}\nbind 127.0.0.1\ndir {tmp}\n"
+            f"sentinel monitor {SERVICE} 127.0.0.1 {master} 1\n"
+            f"sentinel down-after-milliseconds {SERVICE} 2000\n"
+            f"sentinel failover-timeout {SERVICE} 10000\n"
+        )
+        stack.enter_context(running([binary, str(conf)], port, tmp / "sentinel.log"))
+        target = SentinelTarget(port, (master, replica))
+        wait_for(target.replica_ready, "the Sentinel to see the replica")
+        yield target
