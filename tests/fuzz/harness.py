@@ -228,11 +228,11 @@ class Fuzzed:
         )
 
     async def new_session(self, headers: RawHeaders = (), peer: str = PEER) -> str:
-        """The cookie value of a freshly written session."""
+        """The id value (as the client holds it) of a freshly written session."""
         response = await self.send("/write", headers, peer=peer)
         assert response.status_code == 200, response.status_code
-        value = self.sent_cookie(response)
-        assert value, "a write must set the session cookie"
+        value = self._sent_id(response)
+        assert value, "a write must send the session id"
         return value
 
     def cookie_headers(self, value: str) -> RawHeaders:
@@ -323,3 +323,34 @@ class Fuzzed:
             assert cookie is None, "answered in both the header and the cookie"
             return header[0]
         return cookie
+
+
+class RealSession:
+    """A live session the fuzzed requests may present (or mangle); made again,
+    with *headers* from *peer*, whenever a case ended or moved it."""
+
+    def __init__(self, fuzzed: Fuzzed, headers: RawHeaders = (), peer: str = PEER) -> None:
+        self.fuzzed = fuzzed
+        self.headers = headers
+        self.peer = peer
+        self.value = ""
+
+    @property
+    def sid(self) -> str | None:
+        return self.fuzzed.codec.from_cookie(self.value) if self.value else None
+
+    async def ensure(self) -> str:
+        """The id value of the live session; the spy's notes cleared."""
+        fuzzed, sid = self.fuzzed, self.sid
+        if sid is None or await fuzzed.engine.load(sid) is None:
+            self.value = await fuzzed.new_session(self.headers, self.peer)
+        fuzzed.spy.calls.clear()
+        return self.value
+
+    async def alive(self) -> bool:
+        """Whether the session still loads (read below the spy)."""
+        sid = self.sid
+        return (
+            sid is not None
+            and await self.fuzzed.spy.inner.load(self.fuzzed.engine.key_for(sid)) is not None
+        )
