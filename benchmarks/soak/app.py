@@ -24,6 +24,9 @@ CONFIG_VARIABLE = "SOAK_APP_CONFIG"
 PID_HEADER = "X-Worker-Pid"
 #: The largest /big a client may ask for: past SESSION_MAX_SIZE, bounded.
 MAX_BIG = 8 * 1024 * 1024
+#: The websocket's answers to "incr" other than the new value.
+NOT_LOGGED_IN = "not logged in"
+UNAVAILABLE = "store unavailable"
 
 
 def create_app() -> Quart:
@@ -163,12 +166,13 @@ def _add_views(app: Quart) -> None:
 
 async def _ws_increment(interface: Any) -> str:
     """One websocket increment: the new value once stored (the client counts
-    it as acknowledged), "401" without a user, "503" when the store failed."""
+    it as acknowledged); words, never digits, otherwise: NOT_LOGGED_IN without
+    a user, UNAVAILABLE when the store failed."""
     try:
         if session.get("user_id") is None:
-            return "401"
+            return NOT_LOGGED_IN
         session["counter"] = int(session.get("counter") or 0) + 1
         await interface.save_now(session)
     except SessionBackendError:
-        return "503"
+        return UNAVAILABLE
     return str(session["counter"])

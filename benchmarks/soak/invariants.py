@@ -44,6 +44,7 @@ class PhaseFigures:
     acknowledged: int = 0
     lost: int = 0
     errors_500: int = 0
+    answered_503: int = 0
     longest_unavailable: float = 0.0
     recovery: float | None = None
     violations: list[str] = field(default_factory=list)
@@ -112,7 +113,9 @@ def judge(
         if served(answer):
             line.served += 1
             successes.append(answer.end)
-        elif answer.status >= 500 and answer.status != 503:
+        elif answer.status == 503:
+            line.answered_503 += 1
+        elif answer.status >= 500:
             line.errors_500 += 1
         if (problem := answer_violation(answer, phases, limit)) is not None:
             line.violations.append(problem)

@@ -24,6 +24,8 @@ import httpx
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
+from .app import NOT_LOGGED_IN
+
 COOKIE = "session"
 #: Requests one user may send per second of run at most (a bound, not a rate).
 MAX_REQUESTS_PER_SECOND = 400
@@ -259,10 +261,10 @@ class User:
                         answer = str(await ws.recv())
                         if answer.isdigit():
                             self.acknowledge(int(answer))
-                        elif answer == "401":
+                        elif answer == NOT_LOGGED_IN:
                             status = 401
                             break
-                        else:  # "503": the store failed; the value was not stored
+                        else:  # UNAVAILABLE: the store failed; the value was not stored
                             status, retry = 503, True  # the library's outage answer
         except InvalidStatus as refused:  # the opening request's own answer
             status = refused.response.status_code

@@ -187,9 +187,9 @@ async def soak_store(name: str, settings: RunSettings) -> StoreResult:
 
 # -- the report -------------------------------------------------------------------------
 HEADER = (
-    "| store | phase | requests served | acknowledged writes | lost | 500s "
+    "| store | phase | requests served | acknowledged writes | lost | 500s | 503s "
     "| longest unavailability | recovery | violations |\n"
-    "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 )
 
 
@@ -199,7 +199,8 @@ def figure_rows(result: StoreResult) -> list[str]:
         recovery = "" if line.recovery is None else f"{line.recovery:.2f} s"
         rows.append(
             f"| {result.store} | {line.name} | {line.served} | {line.acknowledged} "
-            f"| {line.lost} | {line.errors_500} | {line.longest_unavailable:.2f} s "
+            f"| {line.lost} | {line.errors_500} | {line.answered_503} "
+            f"| {line.longest_unavailable:.2f} s "
             f"| {recovery} | {len(line.violations)} |"
         )
     return rows

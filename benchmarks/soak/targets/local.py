@@ -1,0 +1,117 @@
+"""Stores on the local disk: the filesystem store and SQLite.
+
+As root the store's folder is a small tmpfs this target mounts, so that the
+disk can be filled for real, and its faults are:
+
+``read-only-3s``
+    The folder read-only for 3 s: a read-only bind mount over it (chmod does
+    not stop root), unmounted after.
+``disk-full``
+    The tmpfs filled with one file for 3 s, then freed.
+
+Without root there is no mount: both faults are skipped (a line says so).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..target import Fault
+
+FAULT_SECONDS = 3.0
+#: The tmpfs the store lives on: room for every session a run makes.
+TMPFS_SIZE = "256m"
+
+
+def mount(*args: str) -> None:
+    subprocess.run(["mount", *args], check=True, capture_output=True, timeout=30)
+
+
+def unmount(folder: Path) -> None:
+    # Lazy: a file the app holds open must not keep the mount (or the fault) alive.
+    subprocess.run(["umount", "-l", str(folder)], check=True, capture_output=True, timeout=30)
+
+
+def read_only(folder: Path) -> None:
+    mount("--bind", str(folder), str(folder))
+    try:
+        mount("-o", "remount,ro,bind", str(folder))
+        time.sleep(FAULT_SECONDS)
+    finally:
+        unmount(folder)
+
+
+def disk_full(folder: Path) -> None:
+    filler = folder / "filler"
+    try:
+        with open(filler, "wb") as out:
+            chunk = b"\0" * (1 << 20)
+            with contextlib.suppress(OSError):  # ENOSPC: full, as intended
+                while True:
+                    out.write(chunk)
+                    out.flush()
+        time.sleep(FAULT_SECONDS)
+    finally:
+        filler.unlink(missing_ok=True)
+
+
+@dataclass
+class LocalTarget:
+    name: str
+    folder: Path
+    config: dict[str, Any]
+    mounted: bool
+
+    def app_config(self) -> dict[str, Any]:
+        return dict(self.config)
+
+    def faults(self) -> Sequence[Fault]:
+        if not self.mounted:
+            print(f"  {self.name}: not root, no mount: read-only-3s and disk-full skipped")
+            return []
+        return [
+            Fault("read-only-3s", lambda: read_only(self.folder)),
+            Fault("disk-full", lambda: disk_full(self.folder)),
+        ]
+
+    def connections(self) -> int | None:
+        return None
+
+
+@contextlib.contextmanager
+def store_folder(tmp: Path) -> Iterator[tuple[Path, bool]]:
+    """The store's folder: a tmpfs of its own when root (unmounted after)."""
+    folder = tmp / "store"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        yield folder, False
+        return
+    mount("-t", "tmpfs", "-o", f"size={TMPFS_SIZE}", "tmpfs", str(folder))
+    try:
+        yield folder, True
+    finally:
+        unmount(folder)
+
+
+@contextlib.contextmanager
+def filesystem(tmp: Path) -> Iterator[LocalTarget]:
+    with store_folder(tmp) as (folder, mounted):
+        sessions = folder / "sessions"
+        sessions.mkdir()
+        config = {"SESSION_TYPE": "filesystem", "SESSION_FILE_DIR": str(sessions)}
+        yield LocalTarget("filesystem", folder, config, mounted)
+
+
+@contextlib.contextmanager
+def sqlite(tmp: Path) -> Iterator[LocalTarget]:
+    with store_folder(tmp) as (folder, mounted):
+        url = f"sqlite+aiosqlite:///{folder / 'sessions.db'}"
+        config = {"SESSION_TYPE": "sqlalchemy", "SESSION_SQLALCHEMY_URI": url}
+        yield LocalTarget("sqlite", folder, config, mounted)
