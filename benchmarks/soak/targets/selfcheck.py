@@ -221,6 +221,7 @@ async def check_target(target: Target) -> list[Outcome]:
             outcome = await check_fault(app, fault)
             print(outcome.report(), flush=True)
             outcomes.append(outcome)
+        print(f"  connections held while serving: {target.connections()}", flush=True)
     print(f"  connections held after the app closed: {target.connections()}", flush=True)
     return outcomes
 
