@@ -222,10 +222,12 @@ class Settings:
     #: no expired cookie is tried (the default lifetimes outlast a run).
     expired_after: float | None = None
     seed: int = 0
+    #: Seconds after which an answer counts as a hang; None: backend_timeout + 1.
+    slowest: float | None = None
 
     @property
     def hang_after(self) -> float:
-        return self.backend_timeout + 1.0
+        return self.slowest if self.slowest is not None else self.backend_timeout + 1.0
 
 
 def refusing_jar() -> http.cookiejar.CookieJar:
@@ -580,7 +582,11 @@ async def abuse(
         raise ValueError(f"unknown kinds of abuse: {sorted(unknown)}; known: {ALL_KINDS}")
     settings = settings or Settings()
     report = AbuseReport({kind: KindReport(kind) for kind in kinds})
-    limits = httpx.Limits(max_connections=settings.writers + 2 * MALFORMED_LANES + 8)
+    # Idle connections closed before Hypercorn's keep-alive timeout (5 s) can
+    # close them under a request just sent (a RemoteProtocolError).
+    limits = httpx.Limits(
+        max_connections=settings.writers + 2 * MALFORMED_LANES + 8, keepalive_expiry=2.0
+    )
     async with httpx.AsyncClient(
         base_url=base_url,
         cookies=refusing_jar(),
