@@ -105,6 +105,8 @@ class User:
     last_status: str = ""
     longest_gap: float = 0.0
     slowest: float = 0.0
+    lost_sessions: int = 0
+    lost_increments: int = 0
     _last_ok: float = field(default_factory=time.monotonic)
 
     async def send(self, method: str, path: str) -> tuple[str, Any]:
@@ -133,8 +135,25 @@ class User:
                 status, body = await self.send("POST", "/incr")
                 if status == "200":
                     self.acked = body["counter"]
+                elif status == "401":
+                    self.session_lost()  # and log in again, as a user would
             if status != "200":
                 await asyncio.sleep(0.05)
+
+    def session_lost(self) -> None:
+        self.lost_sessions += 1
+        self.lost_increments += self.acked or 0
+        self.acked = None
+
+    async def verify(self) -> None:
+        """Whether the session still holds every increment acknowledged."""
+        if self.acked is None:
+            return
+        _, body = await self.send("GET", "/read")
+        if not (body and body["user"]):
+            self.session_lost()
+        else:
+            self.lost_increments += max(0, self.acked - body["counter"])
 
 
 @dataclass
@@ -194,22 +213,18 @@ async def check_fault(app: Quart, fault: Fault) -> Outcome:
         await asyncio.sleep(AFTER)
         stop.set()
         await asyncio.gather(*load)
-    lost_sessions = lost_increments = 0
+    unrecovered = sum(user.last_status != "200" for user in users)
     for user in users:
-        _, body = await user.send("GET", "/read")
-        kept = body["counter"] if body and body["user"] else None
-        if user.acked is not None and kept is None:
-            lost_sessions += 1
-        lost_increments += max(0, (user.acked or 0) - (kept or 0))
+        await user.verify()
     return Outcome(
         fault.name,
         fault.loses_data,
         sum((user.statuses for user in users), Counter()),
         max(user.longest_gap for user in users),
         max(user.slowest for user in users),
-        lost_sessions,
-        lost_increments,
-        sum(user.last_status != "200" for user in users),
+        sum(user.lost_sessions for user in users),
+        sum(user.lost_increments for user in users),
+        unrecovered,
         fault_seconds,
     )
 
