@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
@@ -88,4 +89,80 @@ def addresses() -> st.SearchStrategy[str]:
         st.tuples(ipv6, st.text(ID_ALPHABET + ODD, max_size=20)).map(lambda p: f"{p[0]}%{p[1]}"),
         st.sampled_from(["unknown", "_hidden", "_", "", " ", ",", '"', "[", "]:80"]),
         header_text(60),
+    )
+
+
+#: Keys that mean something to the envelope or to the JSON serializer's tags.
+SPECIAL_KEYS = (
+    "_qs",
+    "p",
+    "a",
+    "c",
+    "l",
+    "o",
+    "t",
+    " t",
+    " t__",
+    " di",
+    " b",
+    " u",
+    " m",
+    " d",
+    " dt",
+)
+
+
+def json_keys() -> st.SearchStrategy[str]:
+    return st.one_of(st.sampled_from(SPECIAL_KEYS), st.text(max_size=8))
+
+
+def json_values(finite: bool = True) -> st.SearchStrategy[object]:
+    """Any value JSON holds (*finite*: no NaN or infinity, which JSON proper lacks)."""
+    leaves = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=not finite, allow_infinity=not finite),
+        st.text(max_size=20),
+    )
+    return st.recursive(
+        leaves,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=4), st.dictionaries(json_keys(), inner, max_size=4)
+        ),
+        max_leaves=12,
+    )
+
+
+@dataclass(frozen=True)
+class Damage:
+    """A way to damage bytes, drawn before the bytes are known: what it damages
+    (a fresh record, its version and nonce new each run) cannot steer the draw."""
+
+    #: "truncate", "flip" or "replace".
+    kind: str
+    #: The cut (truncate) or the bit positions (flip), taken modulo the length.
+    where: tuple[int, ...]
+    #: The bytes that replace the value (replace).
+    noise: bytes = b""
+
+    def __call__(self, value: bytes) -> bytes:
+        if self.kind == "replace" or not value:
+            return self.noise
+        if self.kind == "truncate":
+            return value[: self.where[0] % len(value)]
+        flipped = bytearray(value)
+        for bit in self.where:
+            bit %= len(value) * 8
+            flipped[bit // 8] ^= 1 << (bit % 8)
+        return bytes(flipped)
+
+
+def damage() -> st.SearchStrategy[Damage]:
+    """Truncated, one to eight bits flipped, or replaced by random bytes."""
+    position = st.integers(0, 2**16)
+    return st.one_of(
+        st.builds(Damage, st.just("truncate"), st.tuples(position)),
+        st.builds(Damage, st.just("flip"), st.lists(position, min_size=1, max_size=8).map(tuple)),
+        st.builds(Damage, st.just("replace"), st.just(()), st.binary(max_size=300)),
     )
