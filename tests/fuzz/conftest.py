@@ -17,7 +17,7 @@ import pytest
 from hypothesis import settings
 
 #: Examples per fuzz target when QS_FUZZ_EXAMPLES is unset.
-DEFAULT_EXAMPLES = 200
+DEFAULT_EXAMPLES = 100
 
 settings.register_profile(
     "quart-session-fuzz",
