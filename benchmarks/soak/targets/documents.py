@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
+import boto3  # type: ignore[import-untyped]
 from tests.servers.dynamodb import CREDENTIALS, REGION, moto_server
 from tests.servers.mongodb import nx_27017
 from tests.servers.processes import free_port, running
@@ -166,6 +166,8 @@ class DynamoTarget:
         client.get_waiter("table_exists").wait(TableName=TABLE)
 
     def connections(self) -> int:
+        # Always 0 between requests: moto answers every request with
+        # "Connection: close", so the AWS client keeps no connection open.
         return self.server.connections()
 
 

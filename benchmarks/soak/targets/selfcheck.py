@@ -47,13 +47,18 @@ HANG = BACKEND_TIMEOUT + 1.0
 
 def redis_client(spec: dict[str, Any]) -> Redis | RedisCluster:
     """The client a "SOAK_REDIS" spec describes (what the soak app makes too)."""
-    timeout = {"socket_connect_timeout": BACKEND_TIMEOUT, "socket_timeout": None}
+    # No socket_timeout: the store's own SESSION_BACKEND_TIMEOUT bounds each call.
     if spec["kind"] == "sentinel":
         sentinels = [(host, port) for host, port in spec["sentinels"]]
-        return Sentinel(sentinels, **timeout).master_for(spec["service"])
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            sentinels, socket_connect_timeout=BACKEND_TIMEOUT, socket_timeout=None
+        )
+        return cast(Redis, sentinel.master_for(spec["service"]))
     if spec["kind"] == "cluster":
         nodes = [ClusterNode(host, port) for host, port in spec["nodes"]]
-        return RedisCluster(startup_nodes=nodes, **timeout)
+        return RedisCluster(
+            startup_nodes=nodes, socket_connect_timeout=BACKEND_TIMEOUT, socket_timeout=None
+        )
     raise ValueError(f"unknown SOAK_REDIS kind {spec['kind']!r}")
 
 
@@ -113,7 +118,7 @@ class User:
         began = time.monotonic()
         try:
             async with asyncio.timeout(HANG + 5):
-                response = await self.client.open(path, method=method)
+                response = await self.client.open(path, method=method, json=None)
             status, body = str(response.status_code), await response.get_json()
         except TimeoutError:
             status, body = "hang", None
@@ -134,6 +139,8 @@ class User:
             else:
                 status, body = await self.send("POST", "/incr")
                 if status == "200":
+                    # A counter that went back lost what it had acknowledged.
+                    self.lost_increments += max(0, self.acked + 1 - body["counter"])
                     self.acked = body["counter"]
                 elif status == "401":
                     self.session_lost()  # and log in again, as a user would

@@ -28,6 +28,8 @@ AOF = ("--appendonly", "yes", "--appendfsync", "always")
 #: keeps acknowledging writes for ~10 s after a failover, all of them lost
 #: when it becomes a replica (Redis's asynchronous replication; see fail_over).
 SAFE_WRITES = ("--min-replicas-to-write", "1", "--min-replicas-max-lag", "10")
+#: Seconds writes may stay paused for a failover (bounds the wait for the replica).
+PAUSE = 5.0
 #: Bounds on one failover: Sentinel's own failover-timeout is 10 s.
 FAILOVER_TIMEOUT = 30.0
 
@@ -69,25 +71,50 @@ class SentinelTarget:
         )
 
     def fail_over(self) -> None:
-        """``SENTINEL FAILOVER``; returns once the Sentinel names the replica as
-        master, it takes writes, and the old master has become its replica.
+        """A planned failover: writes paused on the master until its replica
+        has caught up, then ``SENTINEL FAILOVER``. Returns once the Sentinel
+        names the replica as master, it takes writes, and the old master has
+        become its replica.
+
+        Sentinel promotes a replica without stopping the master first, and
+        replication is asynchronous: writes the master acknowledged in the
+        last moment before the promotion never reach the replica (a few per
+        failover under load, see README.md). Hence the pause, as an operator
+        (or ``CLUSTER FAILOVER``) does it.
 
         Sentinel turns the old master into a replica some 10 s after the
-        promotion (its config-propagation delay); until then it is still a
-        master to the clients already connected to it. With
-        ``min-replicas-to-write 1`` it refuses their writes (NOREPLICAS) the
-        moment its replica leaves for promotion, so nothing it acknowledges in
-        that window is lost; the fault lasts until that window has closed.
+        promotion; until then it is still a master to the clients connected
+        to it, and refuses their writes (NOREPLICAS, ``min-replicas-to-write``)
+        as its only replica has left. The fault lasts until that has ended.
         """
         # The previous failover's old master must be a synced replica first.
         wait_for(self.replica_ready, "a replica the Sentinel can promote", FAILOVER_TIMEOUT)
         old = self.master_port()
-        with node(self.sentinel_port) as client:
-            client.sentinel_failover(SERVICE)
-        wait_for(lambda: self.master_port() != old, "a new master", FAILOVER_TIMEOUT)
+        with node(old) as master:
+            master.client_pause(int(PAUSE * 1000), all=False)  # writes only
+            try:
+                wait_for(lambda: replica_caught_up(old), "the replica to catch up", PAUSE)
+                with node(self.sentinel_port) as client:
+                    client.sentinel_failover(SERVICE)
+                wait_for(lambda: self.master_port() != old, "a new master", FAILOVER_TIMEOUT)
+                # Its replica gone, the old master refuses writes from now on.
+                wait_for(lambda: no_replicas(old), "the replica to leave", FAILOVER_TIMEOUT)
+            finally:
+                master.client_unpause()
         new = self.master_port()
         wait_for(lambda: accepts_writes(new), "the new master to take writes", FAILOVER_TIMEOUT)
         wait_for(lambda: replica_of(old, new), "the old master to follow it", FAILOVER_TIMEOUT)
+
+
+def replica_caught_up(master: int) -> bool:
+    replication = info(master, "replication")
+    return int(replication["connected_slaves"]) == 1 and int(
+        replication["slave0"]["offset"]
+    ) == int(replication["master_repl_offset"])
+
+
+def no_replicas(master: int) -> bool:
+    return int(info(master, "replication")["connected_slaves"]) == 0
 
 
 def replica_of(port: int, master: int) -> bool:
