@@ -28,7 +28,10 @@ def test_the_soak_smoke_holds_every_invariant() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.soak", "--smoke"],
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        },
         capture_output=True,
         text=True,
         timeout=TIMEOUT,

@@ -11,7 +11,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .load import Answer, Observations
+from .load import Answer, CounterCheck, Observations
 
 #: The longest a service may take to answer 200 again after a fault ended.
 RECOVERY_LIMIT = 5.0
@@ -136,11 +136,17 @@ def judge(
 def _judge_checks(
     observations: Observations, phases: Sequence[Phase], figures: list[PhaseFigures]
 ) -> None:
+    """Each session judged once, on the worst read of it: a loss seen by
+    several reads is one loss."""
+    worst: dict[tuple[str, float], CounterCheck] = {}
     for check in observations.checks:
+        key = (check.user, check.login_at)
+        if key not in worst or shortfall(check) > shortfall(worst[key]):
+            worst[key] = check
+    for check in worst.values():
         line = figures[phase_of(phases, check.acknowledged_at or check.at)]
         if check.seen_user == check.user:
-            missing = check.acknowledged - int(check.seen_counter or 0)
-            if missing > 0:
+            if (missing := shortfall(check)) > 0:
                 line.lost += missing
                 line.violations.append(
                     f"{check.user}: counter {check.seen_counter} < acknowledged "
@@ -154,6 +160,13 @@ def _judge_checks(
                 f"{check.user}: session vanished (acknowledged {check.acknowledged}) "
                 "with no data-losing fault"
             )
+
+
+def shortfall(check: CounterCheck) -> int:
+    """Acknowledged increments a read did not show (a vanished session: all)."""
+    if check.seen_user != check.user:
+        return check.acknowledged + 1  # worse than any partial read
+    return check.acknowledged - int(check.seen_counter or 0)
 
 
 def _judge_replays(

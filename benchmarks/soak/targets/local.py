@@ -31,7 +31,9 @@ TMPFS_SIZE = "256m"
 
 
 def mount(*args: str) -> None:
-    subprocess.run(["mount", *args], check=True, capture_output=True, timeout=30)
+    done = subprocess.run(["mount", *args], capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        raise OSError(f"mount {' '.join(args)}: {done.stderr.strip()}")
 
 
 def unmount(folder: Path) -> None:
@@ -42,10 +44,24 @@ def unmount(folder: Path) -> None:
 def read_only(folder: Path) -> None:
     mount("--bind", str(folder), str(folder))
     try:
-        mount("-o", "remount,ro,bind", str(folder))
+        remount_read_only(folder)
         time.sleep(FAULT_SECONDS)
     finally:
         unmount(folder)
+
+
+def remount_read_only(folder: Path, tries: int = 100) -> None:
+    """The bind mount made read-only. The kernel refuses (EBUSY) while a
+    file opened for writing through it is open, which the app does between
+    the bind and the remount: tried again until a moment without one."""
+    for _ in range(tries - 1):
+        try:
+            mount("-o", "remount,ro,bind", str(folder))
+        except OSError:
+            time.sleep(0.01)
+        else:
+            return
+    mount("-o", "remount,ro,bind", str(folder))
 
 
 def disk_full(folder: Path) -> None:
