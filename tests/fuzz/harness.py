@@ -184,13 +184,13 @@ class Fuzzed:
         self.client = self.app.test_client(use_cookies=False)
         interface = self.app.session_interface
         assert isinstance(interface, ServerSideSessionInterface)
-        self.interface = interface
+        self.interface: ServerSideSessionInterface = interface
         self.engine: SessionEngine = interface.engine
-        self.spy = SpyStore(interface.store)
+        self.spy: SpyStore = SpyStore(interface.store)
         self.engine.store = self.spy
         self.codec: IdCodec = interface.ids
-        self.cookie_name = interface.settings.cookie_name
-        self.id_header = interface.settings.id_header
+        self.cookie_name: str = interface.settings.cookie_name
+        self.id_header: str | None = interface.settings.id_header
 
     @property
     def raw_store(self) -> Store:
@@ -219,7 +219,7 @@ class Fuzzed:
                 (name.lower().encode(), value) for name, value in headers
             ]
         text = Headers([(name, value.decode("latin-1")) for name, value in headers])
-        return await self.client.open(  # type: ignore[return-value]
+        return await self.client.open(
             path,
             method="GET" if json is None else "POST",
             headers=text if json is not None else None,

@@ -80,7 +80,8 @@ def redis_native(port: int) -> tuple[ReadNative, Native]:
     client = redis.Redis(port=port, protocol=2)
 
     def read(key: str) -> bytes:
-        return client.get(key) or b""
+        value = client.get(key)
+        return value if isinstance(value, bytes) else b""
 
     def write(key: str, value: bytes) -> None:
         client.set(key, value, ex=PLANTED_TTL)
