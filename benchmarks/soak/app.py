@@ -79,7 +79,7 @@ def redis_client(spec: dict[str, Any], timeout: float) -> Any:
         from redis.asyncio.sentinel import Sentinel
 
         sentinels = [(str(host), int(port)) for host, port in spec["sentinels"]]
-        sentinel = Sentinel(sentinels, socket_connect_timeout=timeout)
+        sentinel = Sentinel(sentinels, socket_connect_timeout=timeout)  # type: ignore[no-untyped-call]
         return sentinel.master_for(str(spec["service"]), socket_connect_timeout=timeout)
     if kind == "cluster":
         from redis.asyncio.cluster import ClusterNode, RedisCluster
