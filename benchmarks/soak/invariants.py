@@ -1,8 +1,10 @@
 """The soak run's invariants, judged at the end per store and per fault.
 
-A run is split into *phases*: warm-up, one per fault (from its injection to
-the next one's), and the tail. Every observation of the load falls in one, so
-each fault gets its own line of figures and its own violations.
+A run is split into *phases*: warm-up, steady, one per fault (from its
+injection to the next one's), then the two phases of limits under abuse (the
+normal load alone, then with the abuser; each its own load, judged alone).
+Every observation of a load falls in one, so each fault gets its own line of
+figures and its own violations.
 """
 
 from __future__ import annotations
@@ -101,11 +103,9 @@ def longest_gap(ends: list[float], start: float, end: float) -> float:
     return max(b - a for a, b in itertools.pairwise(marks))
 
 
-def judge(
-    observations: Observations, phases: Sequence[Phase], resources: Resources, limit: float
-) -> tuple[list[PhaseFigures], list[str]]:
-    """Figures per phase, and every broken invariant (phase-named) plus the
-    run-wide ones (connections, memory)."""
+def judge(observations: Observations, phases: Sequence[Phase], limit: float) -> list[PhaseFigures]:
+    """Figures per phase, each with the invariants broken in it; the run-wide
+    ones (connections, memory) are :func:`judge_resources`'."""
     figures = [PhaseFigures(p.name, recovery=p.recovery) for p in phases]
     successes: list[float] = []
     for answer in observations.answers:
@@ -130,7 +130,7 @@ def judge(
                 f"service not back to 200 within {RECOVERY_LIMIT} s after the fault "
                 f"(recovery: {phase.recovery})"
             )
-    return figures, judge_resources(resources)
+    return figures
 
 
 def _judge_checks(

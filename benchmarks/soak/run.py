@@ -2,15 +2,17 @@
 judge the invariants, and write the figures.
 
     python -m benchmarks.soak [--stores redis,postgresql] [--duration 180] [--users 64]
-                              [--smoke] [--results FILE]
+                              [--abuse-seconds 30] [--smoke] [--results FILE]
 
 A store's run: start the target (its servers in a temp dir), serve the app with
 two Hypercorn workers, run the users for ``--duration`` seconds; after a
 warm-up, read the store's connection count and the workers' memory, then
 inject each fault in turn (evenly spread), measuring how long until an
-increment is answered 200 again. At the end every live session is read, ended
-cookies are replayed, and :mod:`.invariants` judges. Exit status 1 when an
-invariant broke on any store.
+increment is answered 200 again. At the end every live session is read and
+ended cookies are replayed. Then limits under abuse (:mod:`.abuse_phase`): the
+same users for ``--abuse-seconds`` alone, then as long with the abusive client
+alongside. Last, the connections and memory are read again, and
+:mod:`.invariants` judges. Exit status 1 when an invariant broke on any store.
 """
 
 from __future__ import annotations
@@ -26,17 +28,21 @@ import tempfile
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from . import target as targets
+from .abuse import DEFAULT_MAX_SIZE
+from .abuse import Settings as AbuseSettings
+from .abuse_phase import AbuseOutcome, abuse_section, default_seconds, measure_abuse
 from .invariants import (
     Phase,
     PhaseFigures,
     Resources,
     check,
     judge,
+    judge_resources,
     rss_growth,
 )
 from .load import Load, probe_recovery
@@ -56,6 +62,9 @@ POOL_SIZES = {"redis": 100, "memcached": 16, "sqlalchemy": 15}
 SMOKE_STORES = ("filesystem", "redis")
 SMOKE_DURATION = 10.0
 SMOKE_USERS = 8
+#: The smoke's limits under abuse: on its first store only, each phase long
+#: enough for one round of parallel writers (they need BACKEND_TIMEOUT + 1 s).
+SMOKE_ABUSE_SECONDS = 4.5
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,13 @@ class RunSettings:
     users: int
     #: Inject only the first fault of each target (the smoke).
     first_fault_only: bool = False
+    #: Each of the two phases of limits under abuse; 0: none.
+    abuse_seconds: float = 0.0
+    #: The stores that get them (None: every store).
+    abuse_stores: frozenset[str] | None = None
+
+    def abuses(self, store: str) -> bool:
+        return self.abuse_seconds > 0 and (self.abuse_stores is None or store in self.abuse_stores)
 
 
 @dataclass
@@ -73,6 +89,7 @@ class StoreResult:
     run_wide: list[str]
     resources: Resources
     requests: int
+    abuse: AbuseOutcome | None = None
 
 
 def app_config(target: Target) -> dict[str, Any]:
@@ -85,6 +102,15 @@ def app_config(target: Target) -> dict[str, Any]:
 
 def connection_slack(config: dict[str, Any]) -> int:
     return WORKERS * POOL_SIZES.get(str(config.get("SESSION_TYPE")), 0)
+
+
+def abuser_settings(config: dict[str, Any]) -> AbuseSettings:
+    """What the abuser must know of the app: its size limit and timeout."""
+    return AbuseSettings(
+        max_size=int(config.get("SESSION_MAX_SIZE", DEFAULT_MAX_SIZE)),
+        backend_timeout=float(config["SESSION_BACKEND_TIMEOUT"]),
+        slowest=REQUEST_LIMIT,
+    )
 
 
 def warm_up_of(duration: float) -> float:
@@ -111,21 +137,27 @@ async def inject(fault: Fault, server: SoakServer, name: str) -> Phase:
     )
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """Store connections and worker memory after warm-up."""
+
+    connections: int | None
+    rss: dict[int, int]
+
+
 async def drive(
     target: Target,
     server: SoakServer,
     load: Load,
     running_load: asyncio.Task[None],
     settings: RunSettings,
-) -> tuple[list[Phase], Resources]:
-    """Warm up, read the baseline, inject the faults; after the load ended,
-    read the resources again."""
+) -> tuple[list[Phase], Baseline]:
+    """Warm up, read the baseline, inject the faults, wait for the load to end."""
     t0 = time.monotonic()
     warm = warm_up_of(settings.duration)
     faults = list(target.faults())[: 1 if settings.first_fault_only else None]
     await asyncio.sleep(warm)
-    connections_before = await asyncio.to_thread(target.connections)
-    rss_before = server.worker_rss()
+    baseline = Baseline(await asyncio.to_thread(target.connections), server.worker_rss())
     phases = [Phase("warm-up", t0, time.monotonic())]
     steady_start = time.monotonic()
     # Faults evenly spread over the rest of the run, the last leaving room to recover.
@@ -137,19 +169,22 @@ async def drive(
         found.append(await inject(fault, server, f"{target.name}-{index}"))
     await running_load
     await load.finish()
-    await asyncio.sleep(1.0)  # let closed connections go
-    connections_after = await asyncio.to_thread(target.connections)
-    resources = Resources(
-        connections_before,
-        connections_after,
-        connection_slack(app_config(target)),
-        rss_before,
-        server.worker_rss(),
-    )
     # Each phase ends where the next starts; the last one at the end of the run.
     ends = [p.start for p in found[1:]] + [time.monotonic()]
     phases += [_ended(p, end) for p, end in zip(found, ends, strict=True)]
-    return phases, resources
+    return phases, baseline
+
+
+async def resources_at_end(target: Target, server: SoakServer, baseline: Baseline) -> Resources:
+    """The baseline against the connections and memory once every load ended."""
+    await asyncio.sleep(1.0)  # let closed connections go
+    return Resources(
+        baseline.connections,
+        await asyncio.to_thread(target.connections),
+        connection_slack(app_config(target)),
+        baseline.rss,
+        server.worker_rss(),
+    )
 
 
 def _ended(phase: Phase, end: float) -> Phase:
@@ -165,7 +200,9 @@ def _ended(phase: Phase, end: float) -> Phase:
 
 
 async def soak_store(name: str, settings: RunSettings) -> StoreResult:
-    """One store's run, its servers started and stopped here."""
+    """One store's run, its servers started and stopped here: the faults, then
+    limits under abuse on the healthy store (so that neither one's figures
+    blur the other's), then the connections and memory, which so cover both."""
     folder = Path(tempfile.mkdtemp(prefix=f"soak-{name}-"))
     try:
         with targets.start(name, folder) as target:
@@ -174,12 +211,24 @@ async def soak_store(name: str, settings: RunSettings) -> StoreResult:
                 load = Load(server.url, settings.users, REQUEST_LIMIT)
                 running_load = asyncio.create_task(load.run(settings.duration))
                 try:
-                    phases, resources = await drive(target, server, load, running_load, settings)
+                    phases, baseline = await drive(target, server, load, running_load, settings)
                 finally:
                     running_load.cancel()
-                figures, run_wide = judge(load.observations, phases, resources, REQUEST_LIMIT)
+                figures = judge(load.observations, phases, REQUEST_LIMIT)
+                outcome = None
+                if settings.abuses(name):
+                    outcome = await measure_abuse(
+                        server.url,
+                        settings.users,
+                        settings.abuse_seconds,
+                        REQUEST_LIMIT,
+                        abuser_settings(config),
+                    )
+                    figures += outcome.figures
+                resources = await resources_at_end(target, server, baseline)
+                run_wide = judge_resources(resources) + (outcome.violations if outcome else [])
                 return StoreResult(
-                    name, figures, run_wide, resources, len(load.observations.answers)
+                    name, figures, run_wide, resources, len(load.observations.answers), outcome
                 )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -242,12 +291,25 @@ def machine() -> str:
     )
 
 
+def abuse_note(settings: RunSettings) -> str:
+    if settings.abuse_seconds <= 0:
+        return "; no limits under abuse"
+    where = (
+        "" if settings.abuse_stores is None else f" on {', '.join(sorted(settings.abuse_stores))}"
+    )
+    return (
+        f"; then{where} {settings.abuse_seconds:g} s of the normal load alone and "
+        f"{settings.abuse_seconds:g} s with the abuser"
+    )
+
+
 def report(results: Sequence[StoreResult], command: str, settings: RunSettings) -> str:
     lines = [
         "## Soak run",
         "",
         f"Command: `{command}` ({settings.duration:g} s per store, {settings.users} users, "
-        f"SESSION_BACKEND_TIMEOUT={BACKEND_TIMEOUT:g} s, 2 Hypercorn workers).",
+        f"SESSION_BACKEND_TIMEOUT={BACKEND_TIMEOUT:g} s, 2 Hypercorn workers"
+        f"{abuse_note(settings)}).",
         "",
         f"Machine: {machine()}.",
         "",
@@ -256,6 +318,7 @@ def report(results: Sequence[StoreResult], command: str, settings: RunSettings) 
         "",
         *(resources_line(result) for result in results),
         "",
+        *abuse_section([(r.store, r.abuse) for r in results if r.abuse is not None]),
     ]
     broken = [
         f"- {r.store}: {problem}"
@@ -283,6 +346,13 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=180.0, help="seconds per store")
     parser.add_argument("--users", type=int, default=64)
     parser.add_argument(
+        "--abuse-seconds",
+        type=float,
+        help="each of the two phases of limits under abuse (the normal load alone, then "
+        "with the abuser) after a store's faults; 0: none (default: a sixth of "
+        f"--duration, 5 to 30 s; with --smoke {SMOKE_ABUSE_SECONDS:g} s on its first store)",
+    )
+    parser.add_argument(
         "--smoke",
         action="store_true",
         help=f"{SMOKE_DURATION:g} s per store, {SMOKE_USERS} users, one fault, "
@@ -300,8 +370,11 @@ def choose(args: argparse.Namespace) -> tuple[list[str], RunSettings]:
     else:
         stores = [name for name in targets.names() if available(name)]
     if args.smoke:
-        return stores, RunSettings(SMOKE_DURATION, SMOKE_USERS, first_fault_only=True)
-    return stores, RunSettings(args.duration, args.users)
+        seconds = SMOKE_ABUSE_SECONDS if args.abuse_seconds is None else args.abuse_seconds
+        smoke = RunSettings(SMOKE_DURATION, SMOKE_USERS, first_fault_only=True)
+        return stores, replace(smoke, abuse_seconds=seconds, abuse_stores=frozenset(stores[:1]))
+    seconds = default_seconds(args.duration) if args.abuse_seconds is None else args.abuse_seconds
+    return stores, RunSettings(args.duration, args.users, abuse_seconds=seconds)
 
 
 async def run_all(stores: Sequence[str], settings: RunSettings) -> list[StoreResult]:
@@ -309,7 +382,10 @@ async def run_all(stores: Sequence[str], settings: RunSettings) -> list[StoreRes
     for name in stores:
         print(f"== {name}: {settings.duration:g} s, {settings.users} users", flush=True)
         result = await soak_store(name, settings)
-        print("\n".join([HEADER, *figure_rows(result), resources_line(result)]), flush=True)
+        shown = [HEADER, *figure_rows(result), resources_line(result)]
+        if result.abuse is not None:
+            shown += result.abuse.lines()
+        print("\n".join(shown), flush=True)
         results.append(result)
     return results
 
