@@ -12,16 +12,21 @@ import asyncio
 import logging
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
 #: Examples per fuzz target when QS_FUZZ_EXAMPLES is unset.
 DEFAULT_EXAMPLES = 100
+EXAMPLES = int(os.environ.get("QS_FUZZ_EXAMPLES", DEFAULT_EXAMPLES))
+#: Seconds one example may take on average before pytest-timeout stops a
+#: target (a merge case takes ~50 ms on a busy two-core machine).
+SECONDS_PER_EXAMPLE = 0.2
 
 settings.register_profile(
     "quart-session-fuzz",
-    max_examples=int(os.environ.get("QS_FUZZ_EXAMPLES", DEFAULT_EXAMPLES)),
+    max_examples=EXAMPLES,
     # Requests share two cores with real servers: their time is not a failure.
     deadline=None,
     derandomize=False,
@@ -30,6 +35,15 @@ settings.register_profile(
     database=None,
     print_blob=True,
 )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The suite's 120 s per test fits the default run, not 10^5 examples: a
+    target's limit grows with its examples, so that a hang still fails it."""
+    limit = max(120.0, EXAMPLES * SECONDS_PER_EXAMPLE)
+    for item in items:
+        if item.path.parent == Path(__file__).parent:
+            item.add_marker(pytest.mark.timeout(limit))
 
 
 @pytest.fixture(scope="module")
