@@ -24,10 +24,12 @@ from .redis_nodes import accepts_writes, client_connections, info, node
 
 SERVICE = "soak-sessions"
 AOF = ("--appendonly", "yes", "--appendfsync", "always")
-#: A master without its replica refuses writes: without this, the old master
-#: keeps acknowledging writes for ~10 s after a failover, all of them lost
-#: when it becomes a replica (Redis's asynchronous replication; see fail_over).
-SAFE_WRITES = ("--min-replicas-to-write", "1", "--min-replicas-max-lag", "10")
+#: The master refuses writes while it has no replica in sync: without this the
+#: old master keeps acknowledging writes for ~10 s after a failover, all of
+#: them lost when Sentinel makes it a replica (asynchronous replication). Set
+#: on the master only (and moved with it): the promoted replica must take
+#: writes before its own replica, the old master, has been turned round.
+MIN_REPLICAS = "min-replicas-to-write"
 #: Seconds writes may stay paused for a failover (bounds the wait for the replica).
 PAUSE = 5.0
 #: Bounds on one failover: Sentinel's own failover-timeout is 10 s.
@@ -85,7 +87,8 @@ class SentinelTarget:
         Sentinel turns the old master into a replica some 10 s after the
         promotion; until then it is still a master to the clients connected
         to it, and refuses their writes (NOREPLICAS, ``min-replicas-to-write``)
-        as its only replica has left. The fault lasts until that has ended.
+        as its only replica has left: the store then asks the Sentinel for the
+        master again. The fault lasts until the old master has been turned.
         """
         # The previous failover's old master must be a synced replica first.
         wait_for(self.replica_ready, "a replica the Sentinel can promote", FAILOVER_TIMEOUT)
@@ -104,6 +107,14 @@ class SentinelTarget:
         new = self.master_port()
         wait_for(lambda: accepts_writes(new), "the new master to take writes", FAILOVER_TIMEOUT)
         wait_for(lambda: replica_of(old, new), "the old master to follow it", FAILOVER_TIMEOUT)
+        refuse_writes_alone(new, True)
+        refuse_writes_alone(old, False)
+
+
+def refuse_writes_alone(port: int, refuse: bool) -> None:
+    """``min-replicas-to-write`` 1 on a master, 0 on a replica (see MIN_REPLICAS)."""
+    with node(port) as client:
+        client.config_set(MIN_REPLICAS, 1 if refuse else 0)
 
 
 def replica_caught_up(master: int) -> bool:
@@ -130,9 +141,9 @@ def replica_of(port: int, master: int) -> bool:
 def sentinel(tmp: Path) -> Iterator[SentinelTarget]:
     binary = need_binary("redis-sentinel", "redis-sentinel")
     with ExitStack() as stack:
-        master, _ = stack.enter_context(redis_server(tmp, *AOF, *SAFE_WRITES))
+        master, _ = stack.enter_context(redis_server(tmp, *AOF))
         replica, _ = stack.enter_context(
-            redis_server(tmp, *AOF, *SAFE_WRITES, "--replicaof", "127.0.0.1", str(master))
+            redis_server(tmp, *AOF, "--replicaof", "127.0.0.1", str(master))
         )
         wait_for(
             lambda: info(replica, "replication").get("master_link_status") == "up",
@@ -149,4 +160,5 @@ def sentinel(tmp: Path) -> Iterator[SentinelTarget]:
         stack.enter_context(running([binary, str(conf)], port, tmp / "sentinel.log"))
         target = SentinelTarget(port, (master, replica))
         wait_for(target.replica_ready, "the Sentinel to see the replica")
+        refuse_writes_alone(master, True)
         yield target
