@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .abuse import AbuseCost, AbuseReport, Settings, abuse
@@ -35,14 +36,22 @@ class AbuseOutcome:
     report: AbuseReport
     #: The two phases (alone, with the abuser), judged like every other phase.
     figures: list[PhaseFigures]
+    #: Each worker's resident memory growth over the two phases (bytes).
+    rss_growth: dict[int, int]
 
     @property
     def violations(self) -> list[str]:
-        """The abuser's findings and the normal users' losses (run-wide)."""
-        return [f"abuse: {v}" for v in [*self.report.violations, *self.cost.violations]]
+        """The abuser's findings and the normal users' losses (run-wide), each
+        different one once (the same refusal broken every round is one line)."""
+        found = Counter([*self.report.violations, *self.cost.violations])
+        return [f"abuse: {v}" + (f" ({n} times)" if n > 1 else "") for v, n in found.items()]
+
+    def rss_shown(self) -> str:
+        return ", ".join(f"{g / 2**20:+.1f} MiB" for g in self.rss_growth.values()) or "n/a"
 
     def lines(self) -> list[str]:
-        return [self.cost.line(), *self.report.lines()]
+        memory = f"workers' RSS over the abuse phases: {self.rss_shown()}"
+        return [self.cost.line(), memory, *self.report.lines()]
 
 
 def default_seconds(duration: float) -> float:
@@ -79,25 +88,34 @@ async def normal_load(
 
 
 async def measure_abuse(
-    url: str, users: int, seconds: float, limit: float, abuser: Settings
+    url: str,
+    users: int,
+    seconds: float,
+    limit: float,
+    abuser: Settings,
+    worker_rss: Callable[[], dict[int, int]],
 ) -> AbuseOutcome:
-    """The normal load alone, then with the abuser: what the abuse cost."""
+    """The normal load alone, then with the abuser: what the abuse cost.
+    *worker_rss* reads each worker's resident memory (bytes)."""
     print(f"  abuse: {seconds:g} s of normal load alone, then with the abuser", flush=True)
+    rss_before = worker_rss()
     alone, alone_latencies, _ = await normal_load(url, users, seconds, ALONE, limit, None)
     abused, abused_latencies, report = await normal_load(url, users, seconds, ABUSED, limit, abuser)
     assert report is not None
     cost = AbuseCost.of(
         alone_latencies, abused_latencies, lost_alone=alone.lost, lost_abused=abused.lost
     )
-    return AbuseOutcome(seconds, cost, report, [alone, abused])
+    rss_after = worker_rss()
+    growth = {pid: rss_after[pid] - rss for pid, rss in rss_before.items() if pid in rss_after}
+    return AbuseOutcome(seconds, cost, report, [alone, abused], growth)
 
 
 # -- the report -------------------------------------------------------------------------
 COST_HEADER = (
     "| store | seconds per phase | normal requests alone | p99 alone "
     "| normal requests with abuser | p99 with abuser | AbuseCost (p99 ratio) "
-    "| lost alone / with abuser |\n"
-    "|---|---:|---:|---:|---:|---:|---:|---:|"
+    "| lost alone / with abuser | workers' RSS growth over both phases |\n"
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 )
 KIND_HEADER = (
     "| store | abuse | sent | answers | longest request | violations |\n"
@@ -111,7 +129,7 @@ def cost_row(store: str, outcome: AbuseOutcome) -> str:
         f"| {store} | {outcome.seconds:g} | {cost.alone_requests} "
         f"| {cost.alone_p99 * 1000:.1f} ms | {cost.abused_requests} "
         f"| {cost.abused_p99 * 1000:.1f} ms | x{cost.ratio:.2f} "
-        f"| {cost.lost_alone} / {cost.lost_abused} |"
+        f"| {cost.lost_alone} / {cost.lost_abused} | {outcome.rss_shown()} |"
     )
 
 

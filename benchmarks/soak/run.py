@@ -223,6 +223,7 @@ async def soak_store(name: str, settings: RunSettings) -> StoreResult:
                         settings.abuse_seconds,
                         REQUEST_LIMIT,
                         abuser_settings(config),
+                        server.worker_rss,
                     )
                     figures += outcome.figures
                 resources = await resources_at_end(target, server, baseline)
