@@ -1,5 +1,6 @@
 """Redis Sentinel: a master and its replica (both AOF, ``appendfsync always``,
-``min-replicas-to-write 1``) watched by one Sentinel, on free 127.0.0.1 ports.
+``min-replicas-to-write 1`` on the master) watched by one Sentinel, on free
+127.0.0.1 ports.
 
 One Sentinel (quorum 1) is enough here: the only fault is a *manual* failover
 (``SENTINEL FAILOVER``), which a Sentinel carries out alone, without a vote.
