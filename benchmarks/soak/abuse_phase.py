@@ -23,6 +23,9 @@ from .abuse import AbuseCost, AbuseReport, Settings, abuse
 from .invariants import Phase, PhaseFigures, judge
 from .load import Load, Observations
 
+#: How often the load's event loop is sampled for lag (its own stalls, which
+#: the clients would count as the server's latency).
+LAG_SAMPLE = 0.05
 ALONE = "abuse: normal alone"
 ABUSED = "abuse: with abuser"
 #: Notes of the abuser's kinds shown per store in the markdown report at most.
@@ -36,22 +39,40 @@ class AbuseOutcome:
     report: AbuseReport
     #: The two phases (alone, with the abuser), judged like every other phase.
     figures: list[PhaseFigures]
-    #: Each worker's resident memory growth over the two phases (bytes).
-    rss_growth: dict[int, int]
+    #: Each worker's resident memory (bytes) before and after the two phases.
+    rss_before: dict[int, int]
+    rss_after: dict[int, int]
+    #: The longest the load's own event loop stalled in each phase (seconds).
+    loop_lag: tuple[float, float]
 
     @property
     def violations(self) -> list[str]:
-        """The abuser's findings and the normal users' losses (run-wide), each
-        different one once (the same refusal broken every round is one line)."""
+        """The abuser's findings, the normal users' losses and a worker that
+        died (run-wide), each different one once (the same refusal broken every
+        round is one line)."""
         found = Counter([*self.report.violations, *self.cost.violations])
+        if set(self.rss_before) != set(self.rss_after):
+            changed = f"{sorted(self.rss_before)} -> {sorted(self.rss_after)}"
+            found[f"worker processes changed: {changed}"] += 1
         return [f"abuse: {v}" + (f" ({n} times)" if n > 1 else "") for v, n in found.items()]
 
     def rss_shown(self) -> str:
-        return ", ".join(f"{g / 2**20:+.1f} MiB" for g in self.rss_growth.values()) or "n/a"
+        growth = [
+            after - self.rss_before[pid]
+            for pid, after in self.rss_after.items()
+            if pid in self.rss_before
+        ]
+        return ", ".join(f"{g / 2**20:+.1f} MiB" for g in growth) or "n/a"
 
     def lines(self) -> list[str]:
-        memory = f"workers' RSS over the abuse phases: {self.rss_shown()}"
-        return [self.cost.line(), memory, *self.report.lines()]
+        alone, abused = self.loop_lag
+        return [
+            self.cost.line(),
+            f"workers' RSS over the abuse phases: {self.rss_shown()}; the load's longest "
+            f"event-loop stall: {alone * 1000:.0f} ms alone, {abused * 1000:.0f} ms with "
+            "the abuser",
+            *self.report.lines(),
+        ]
 
 
 def default_seconds(duration: float) -> float:
@@ -67,14 +88,34 @@ def request_latencies(observations: Observations, until: float) -> list[float]:
     return [a.end - a.start for a in observations.answers if a.kind != "ws" and a.start < until]
 
 
+async def longest_stall(until: float) -> float:
+    """The longest this event loop was late to wake a sleeper, until *until*:
+    time the clients count as latency though no server was slow."""
+    longest = 0.0
+    while (now := time.monotonic()) < until:
+        await asyncio.sleep(LAG_SAMPLE)
+        longest = max(longest, time.monotonic() - now - LAG_SAMPLE)
+    return longest
+
+
+@dataclass(frozen=True)
+class NormalRun:
+    """One run of the normal load, judged."""
+
+    figures: PhaseFigures
+    latencies: list[float]
+    loop_lag: float
+    report: AbuseReport | None
+
+
 async def normal_load(
     url: str, users: int, seconds: float, name: str, limit: float, abuser: Settings | None
-) -> tuple[PhaseFigures, list[float], AbuseReport | None]:
-    """One run of the normal load (with the abuser when *abuser* is given):
-    its judged figures, its request latencies, the abuser's report."""
+) -> NormalRun:
+    """One run of the normal load, with the abuser alongside when *abuser* is given."""
     load = Load(url, users, limit)
     start = time.monotonic()
     deadline = start + seconds
+    lag = asyncio.create_task(longest_stall(deadline))
     report = None
     if abuser is None:
         await load.run(seconds)
@@ -82,9 +123,10 @@ async def normal_load(
         _, report = await asyncio.gather(
             load.run(seconds), abuse(url, deadline=deadline, settings=abuser)
         )
+    loop_lag = await lag
     await load.finish()
     (figures,) = judge(load.observations, [Phase(name, start, time.monotonic())], limit)
-    return figures, request_latencies(load.observations, deadline), report
+    return NormalRun(figures, request_latencies(load.observations, deadline), loop_lag, report)
 
 
 async def measure_abuse(
@@ -99,23 +141,33 @@ async def measure_abuse(
     *worker_rss* reads each worker's resident memory (bytes)."""
     print(f"  abuse: {seconds:g} s of normal load alone, then with the abuser", flush=True)
     rss_before = worker_rss()
-    alone, alone_latencies, _ = await normal_load(url, users, seconds, ALONE, limit, None)
-    abused, abused_latencies, report = await normal_load(url, users, seconds, ABUSED, limit, abuser)
-    assert report is not None
+    alone = await normal_load(url, users, seconds, ALONE, limit, None)
+    abused = await normal_load(url, users, seconds, ABUSED, limit, abuser)
+    assert abused.report is not None
     cost = AbuseCost.of(
-        alone_latencies, abused_latencies, lost_alone=alone.lost, lost_abused=abused.lost
+        alone.latencies,
+        abused.latencies,
+        lost_alone=alone.figures.lost,
+        lost_abused=abused.figures.lost,
     )
-    rss_after = worker_rss()
-    growth = {pid: rss_after[pid] - rss for pid, rss in rss_before.items() if pid in rss_after}
-    return AbuseOutcome(seconds, cost, report, [alone, abused], growth)
+    return AbuseOutcome(
+        seconds,
+        cost,
+        abused.report,
+        [alone.figures, abused.figures],
+        rss_before,
+        worker_rss(),
+        (alone.loop_lag, abused.loop_lag),
+    )
 
 
 # -- the report -------------------------------------------------------------------------
 COST_HEADER = (
     "| store | seconds per phase | normal requests alone | p99 alone "
     "| normal requests with abuser | p99 with abuser | AbuseCost (p99 ratio) "
-    "| lost alone / with abuser | workers' RSS growth over both phases |\n"
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    "| lost alone / with abuser | workers' RSS growth over both phases "
+    "| load's longest loop stall alone / with abuser |\n"
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 )
 KIND_HEADER = (
     "| store | abuse | sent | answers | longest request | violations |\n"
@@ -129,7 +181,8 @@ def cost_row(store: str, outcome: AbuseOutcome) -> str:
         f"| {store} | {outcome.seconds:g} | {cost.alone_requests} "
         f"| {cost.alone_p99 * 1000:.1f} ms | {cost.abused_requests} "
         f"| {cost.abused_p99 * 1000:.1f} ms | x{cost.ratio:.2f} "
-        f"| {cost.lost_alone} / {cost.lost_abused} | {outcome.rss_shown()} |"
+        f"| {cost.lost_alone} / {cost.lost_abused} | {outcome.rss_shown()} "
+        f"| {outcome.loop_lag[0] * 1000:.0f} / {outcome.loop_lag[1] * 1000:.0f} ms |"
     )
 
 
