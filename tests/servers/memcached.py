@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from .processes import free_port, need_binary, running
+from .processes import free_port, freeze, need_binary, running
 
 #: ``stats`` counters that together count every get, set, touch and delete
 #: command once, classic or meta (a meta get with a TTL counts as a touch only).
@@ -47,7 +47,7 @@ class MemcachedServer:
     # An outage for OutageBehaviour that the server survives.
     async def stop(self) -> None:
         """Freeze the server: connections hang as they would on a dead host."""
-        os.kill(self.process.pid, signal.SIGSTOP)
+        freeze(self.process.pid)
 
     async def start(self) -> None:
         os.kill(self.process.pid, signal.SIGCONT)

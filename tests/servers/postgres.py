@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from .processes import free_port, need_binary, running
+from .processes import free_port, freeze, need_binary, running
 
 SERVER_USER = "postgres"
 
@@ -56,7 +56,8 @@ class PostgresServer:
     async def stop(self) -> None:
         """Freeze the server: connections hang as they would on a dead host."""
         for pid in self._processes():  # the postmaster first: it forks no more
-            signal_if_alive(pid, signal.SIGSTOP)
+            with contextlib.suppress(ProcessLookupError):
+                freeze(pid)
 
     async def start(self) -> None:
         for pid in reversed(self._processes()):

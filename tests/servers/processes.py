@@ -92,6 +92,28 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
         proc.wait()
 
 
+def freeze(pid: int) -> None:
+    """SIGSTOP *pid* and wait until every thread of it has stopped: the signal
+    is delivered asynchronously, and a thread that was already awake could
+    otherwise still answer a command sent right after (a test that expects the
+    command to hang would then see it answered, now and then)."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 2
+    while not all_threads_stopped(pid):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"process {pid} did not stop within 2 s of SIGSTOP")
+        time.sleep(0.001)
+
+
+def all_threads_stopped(pid: int) -> bool:
+    """Every thread of *pid* is stopped (state T), or the process is gone."""
+    try:
+        stats = [task.read_text() for task in Path(f"/proc/{pid}/task").glob("*/stat")]
+    except FileNotFoundError:
+        return True  # gone meanwhile (a thread or the process): nothing left to answer
+    return all(stat.rsplit(")", 1)[1].split()[0] in "Tt" for stat in stats)
+
+
 class Frozen:
     """An outage of a shared server: frozen (SIGSTOP), so it outlives the test."""
 
@@ -99,7 +121,7 @@ class Frozen:
         self.pid = pid
 
     async def stop(self) -> None:
-        os.kill(self.pid, signal.SIGSTOP)
+        freeze(self.pid)
 
     async def start(self) -> None:
         os.kill(self.pid, signal.SIGCONT)

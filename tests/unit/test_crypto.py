@@ -112,18 +112,25 @@ def test_keys_parse_from_bytes_and_url_safe_base64() -> None:
     assert parse_keys(None) == ()
 
 
+#: (keys, what is wrong with them); the tests are named by the problem, not the
+#: value: random values would give each pytest-xdist process other test ids
+#: (and the ids would print key material).
+BAD_KEYS: list[tuple[object, str]] = [
+    ([secrets.token_urlsafe(16)], "16 bytes long"),
+    ([secrets.token_bytes(31)], "31 bytes long"),
+    ([secrets.token_urlsafe(32)[:-1] + "+"], "not URL-safe base64"),
+    ([secrets.token_urlsafe(32) + "!"], "not URL-safe base64"),
+    (["A" * 41], "not valid URL-safe base64"),
+    ([123], "bytes or base64 text, not a int"),
+    ([], "empty"),
+    (secrets.token_urlsafe(32), "a list of keys"),
+]
+
+
 @pytest.mark.parametrize(
     ("value", "problem"),
-    [
-        ([secrets.token_urlsafe(16)], "16 bytes long"),
-        ([secrets.token_bytes(31)], "31 bytes long"),
-        ([secrets.token_urlsafe(32)[:-1] + "+"], "not URL-safe base64"),
-        ([secrets.token_urlsafe(32) + "!"], "not URL-safe base64"),
-        (["A" * 41], "not valid URL-safe base64"),
-        ([123], "bytes or base64 text, not a int"),
-        ([], "empty"),
-        (secrets.token_urlsafe(32), "a list of keys"),
-    ],
+    BAD_KEYS,
+    ids=[f"{n}-{problem}" for n, (_, problem) in enumerate(BAD_KEYS)],
 )
 def test_bad_keys_are_refused_without_showing_them(value: object, problem: str) -> None:
     with pytest.raises(SessionConfigError, match=problem) as caught:
