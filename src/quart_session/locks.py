@@ -65,6 +65,14 @@ class _Taking:
 
     async def __aenter__(self) -> Turn:
         taken, sid = self._turns._taken, self._sid
+        # Almost every save is alone: no timer unless there is a wait.
+        latest = await self._wait() if sid in taken else None
+        turn = self._turn = taken[sid] = Turn(latest)
+        return turn
+
+    async def _wait(self) -> Record | None:
+        """Wait until nobody holds the turn; what the last holder stored."""
+        taken, sid = self._turns._taken, self._sid
         latest = None
         # Everyone waiting wakes when a turn ends; the first to run takes the
         # next one and the others wait again, for that one. Waiting owns
@@ -75,8 +83,7 @@ class _Taking:
                     current.released = anyio.Event()
                 await current.released.wait()
                 latest = current.latest
-            turn = self._turn = taken[sid] = Turn(latest)
-            return turn
+            return latest  # the caller takes the turn before anything else runs
         raise SessionConflictError(
             f"session changes not saved: other saves of the same session in this process "
             f"held it for {self._within:g}s"
