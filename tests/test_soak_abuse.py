@@ -39,6 +39,7 @@ def test_abuse_cost_compares_the_phases_and_counts_losses() -> None:
     assert "x3.00" in cost.line()
 
 
+@pytest.mark.soak
 def test_every_kind_of_abuse_finds_the_library_holding(tmp_path: Path) -> None:
     config = {
         "SESSION_TYPE": "filesystem",

@@ -25,6 +25,7 @@ TIMEOUT = 110
 
 
 @pytest.mark.servers
+@pytest.mark.soak
 @pytest.mark.timeout(TIMEOUT + 10)
 def test_the_soak_smoke_holds_every_invariant() -> None:
     done = subprocess.run(
