@@ -64,8 +64,9 @@ ABUSER_REQUEST_LIMIT = 3 * BACKEND_TIMEOUT + 1.0
 PROBE_LIMIT = 15.0
 #: Connections each worker's pool may keep open, by SESSION_TYPE (the leak
 #: check's slack): redis-py's pool in our store, aiomcache's, SQLAlchemy's
-#: default QueuePool (5 + 10 overflow).
-POOL_SIZES = {"redis": 100, "memcached": 16, "sqlalchemy": 15}
+#: default QueuePool (5 + 10 overflow), PyMongo's maxPoolSize (100) and
+#: botocore's max_pool_connections (10).
+POOL_SIZES = {"redis": 100, "memcached": 16, "sqlalchemy": 15, "mongodb": 100, "dynamodb": 10}
 SMOKE_STORES = ("filesystem", "redis")
 SMOKE_DURATION = 10.0
 SMOKE_USERS = 8
@@ -342,8 +343,22 @@ def report(results: Sequence[StoreResult], command: str, settings: RunSettings) 
         for r in results
         for problem in [*r.run_wide, *(v for f in r.figures for v in f.violations)]
     ]
-    lines += ["Violations:", "", *(broken[:50] or ["- none: every invariant held"]), ""]
+    lines += ["Violations:", "", *(shown(broken) or ["- none: every invariant held"]), ""]
     return "\n".join(lines)
+
+
+def shown(broken: Sequence[str], per_store: int = 12) -> list[str]:
+    """*broken* with at most *per_store* lines per store, so that one store's
+    flood of violations never hides another's."""
+    lines: list[str] = []
+    by_store: dict[str, list[str]] = {}
+    for line in broken:
+        by_store.setdefault(line.split(":", 1)[0], []).append(line)
+    for store, found in by_store.items():
+        lines += found[:per_store]
+        if len(found) > per_store:
+            lines.append(f"{store}: ... and {len(found) - per_store} more")
+    return lines
 
 
 # -- the command line -------------------------------------------------------------------
