@@ -15,17 +15,15 @@ Faults, on the cluster the soak app is writing to:
 
 from __future__ import annotations
 
-import subprocess
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from tests.servers.processes import free_port, need_binary
-from tests.servers.redis import redis_server, wait_for
+from tests.servers.redis import cluster_servers, wait_for
 
 from benchmarks.soak.target import Fault
 
@@ -169,21 +167,7 @@ def linked(port: int) -> bool:
 
 @contextmanager
 def cluster(tmp: Path) -> Iterator[ClusterTarget]:
-    cli = need_binary("redis-cli", "redis-tools")
-    options = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
-    with ExitStack() as stack:
-        # An explicit bus port: the default (port + 10000) fails above 55535.
-        ports = tuple(
-            stack.enter_context(redis_server(tmp, *options, "--cluster-port", str(free_port())))[0]
-            for _ in range(6)
-        )
-        addresses = [f"127.0.0.1:{port}" for port in ports]
-        subprocess.run(
-            [cli, "--cluster", "create", *addresses, "--cluster-replicas", "1", "--cluster-yes"],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
+    with cluster_servers(tmp, 3, replicas=1) as ports:
         target = ClusterTarget(ports)
         wait_for(target.healthy, "the cluster to form", TIMEOUT)
         yield target

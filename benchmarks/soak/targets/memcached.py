@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -15,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tests.servers.memcached import memcached_stats
 from tests.servers.processes import free_port, need_binary, port_open, stop
 
 from ..target import Fault
@@ -57,19 +57,8 @@ class MemcachedProcess:
 
     def connections(self) -> int:
         """Open client connections, less the one this ``stats`` came on."""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
-            sock.sendall(b"stats\r\n")
-            reply = b""
-            while not reply.endswith(b"END\r\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError("memcached closed the stats connection")
-                reply += chunk
-        for line in reply.decode().splitlines():
-            if line.startswith("STAT curr_connections "):
-                # memcached counts its listening socket too.
-                return int(line.split()[2]) - 2
-        raise ValueError("memcached's stats lack curr_connections")
+        # memcached counts its listening socket too.
+        return int(memcached_stats("127.0.0.1", self.port)["curr_connections"]) - 2
 
 
 class MemcachedTarget:

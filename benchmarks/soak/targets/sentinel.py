@@ -11,13 +11,12 @@ application would, so a failover is followed by the client, not by the harness.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.servers.processes import free_port, need_binary, running
-from tests.servers.redis import redis_server, wait_for
+from tests.servers.redis import sentinel_servers, wait_for
 
 from benchmarks.soak.target import Fault
 
@@ -140,26 +139,8 @@ def replica_of(port: int, master: int) -> bool:
 
 @contextmanager
 def sentinel(tmp: Path) -> Iterator[SentinelTarget]:
-    binary = need_binary("redis-sentinel", "redis-sentinel")
-    with ExitStack() as stack:
-        master, _ = stack.enter_context(redis_server(tmp, *AOF))
-        replica, _ = stack.enter_context(
-            redis_server(tmp, *AOF, "--replicaof", "127.0.0.1", str(master))
-        )
-        wait_for(
-            lambda: info(replica, "replication").get("master_link_status") == "up",
-            "the replica to sync",
-        )
-        port = free_port()
-        conf = tmp / "sentinel.conf"
-        conf.write_text(
-            f"port {port}\nbind 127.0.0.1\ndir {tmp}\n"
-            f"sentinel monitor {SERVICE} 127.0.0.1 {master} 1\n"
-            f"sentinel down-after-milliseconds {SERVICE} 2000\n"
-            f"sentinel failover-timeout {SERVICE} 10000\n"
-        )
-        stack.enter_context(running([binary, str(conf)], port, tmp / "sentinel.log"))
-        target = SentinelTarget(port, (master, replica))
+    with sentinel_servers(tmp, *AOF, service=SERVICE) as setup:
+        target = SentinelTarget(setup.sentinel_port, setup.server_ports)
         wait_for(target.replica_ready, "the Sentinel to see the replica")
-        refuse_writes_alone(master, True)
+        refuse_writes_alone(setup.server_ports[0], True)
         yield target
