@@ -79,10 +79,10 @@ run_checks() {
     run_soak_tests "$dir" "$@"
 }
 
-# run_soak_tests DIR [pytest args]: the load runs with time limits (marker
-# "soak"), alone: beside three other test processes on two cores their
-# latency checks would measure the machine, not the library. Selecting none
-# (e.g. with -k) is fine.
+# run_soak_tests DIR [pytest args]: the load runs whose checks depend on
+# scheduling (marker "soak": time limits, command counts), alone: beside three
+# other test processes on two cores they would measure the machine, not the
+# library. Selecting none (e.g. with -k) is fine.
 run_soak_tests() {
     local dir=$1 status=0
     shift
