@@ -456,8 +456,12 @@ class SessionEngine:
         if owner != before:  # a login: listed before it is written
             await self._announce(owner, loaded.name)
             announced = _announced(owner, loaded.name)
-        async with self._turns.take(loaded.name) as turn:
-            written, stored = await self._save_in_turn(loaded, data, meta, payload, turn.latest)
+        # Waiting for the turn and the retries share one budget: a store call's.
+        give_up_at = time.monotonic() + self.settings.backend_timeout
+        async with self._turns.take(loaded.name, self.settings.backend_timeout) as turn:
+            written, stored = await self._save_in_turn(
+                loaded, data, meta, payload, turn.latest, give_up_at
+            )
             turn.latest = None
             if stored is not None and written is Written.SAVED and turn.released is not None:
                 # Another save of this session waits: hand it what we stored.
@@ -475,6 +479,7 @@ class SessionEngine:
         meta: dict[str, Any],
         payload: bytes,
         latest: Record | None,
+        give_up_at: float,
     ) -> tuple[Written, StoredSession | None]:
         store = self.store
         sid, name, expected = loaded.sid, loaded.name, loaded.version
@@ -483,7 +488,6 @@ class SessionEngine:
         current = latest if latest is not None and latest.version != expected else None
         changes: tuple[records.Changes, records.Changes] | None = None
         merged, merged_meta = data, meta  # until a merge makes others
-        give_up_at = 0.0
         moves = 0
         for attempt in range(1, MAX_SAVE_ATTEMPTS + 1):
             if current is not None:
@@ -522,9 +526,7 @@ class SessionEngine:
                 sid, name, current = None, target, await self._load_record(target)
             if current is None or records.is_marker(current.payload):
                 return Written.GONE, None
-            if attempt == 1:
-                give_up_at = time.monotonic() + self.settings.backend_timeout
-            else:
+            if attempt > 1:
                 # Other processes write this session too: back off exponentially
                 # (full jitter), but never past the time a store call may take.
                 pause = random.uniform(0, min(MAX_BACKOFF, BASE_BACKOFF * 2 ** (attempt - 2)))

@@ -19,6 +19,7 @@ from types import TracebackType
 
 import anyio
 
+from .errors import SessionConflictError
 from .stores.base import Record
 
 
@@ -42,35 +43,51 @@ class SessionTurns:
     def __init__(self) -> None:
         self._taken: dict[str, Turn] = {}
 
-    def take(self, sid: str) -> _Taking:
-        """``async with turns.take(sid) as turn:`` waits for the turn at *sid*."""
-        return _Taking(self, sid)
+    def take(self, sid: str, within: float) -> _Taking:
+        """``async with turns.take(sid, within) as turn:`` waits for the turn at
+        *sid*, at most *within* seconds (then SessionConflictError: hundreds of
+        writers of one session must not hold a request past the time a store
+        call may take)."""
+        return _Taking(self, sid, within)
 
     def __len__(self) -> int:
         return len(self._taken)
 
 
 class _Taking:
-    __slots__ = ("_sid", "_turn", "_turns")
+    __slots__ = ("_sid", "_turn", "_turns", "_within")
 
-    def __init__(self, turns: SessionTurns, sid: str) -> None:
+    def __init__(self, turns: SessionTurns, sid: str, within: float) -> None:
         self._turns = turns
         self._sid = sid
+        self._within = within
         self._turn: Turn | None = None
 
     async def __aenter__(self) -> Turn:
+        taken, sid = self._turns._taken, self._sid
+        # Almost every save is alone: no timer unless there is a wait.
+        latest = await self._wait() if sid in taken else None
+        turn = self._turn = taken[sid] = Turn(latest)
+        return turn
+
+    async def _wait(self) -> Record | None:
+        """Wait until nobody holds the turn; what the last holder stored."""
         taken, sid = self._turns._taken, self._sid
         latest = None
         # Everyone waiting wakes when a turn ends; the first to run takes the
         # next one and the others wait again, for that one. Waiting owns
         # nothing, so a waiter cancelled here leaves nothing behind.
-        while (current := taken.get(sid)) is not None:
-            if current.released is None:
-                current.released = anyio.Event()
-            await current.released.wait()
-            latest = current.latest
-        turn = self._turn = taken[sid] = Turn(latest)
-        return turn
+        with anyio.move_on_after(self._within):
+            while (current := taken.get(sid)) is not None:
+                if current.released is None:
+                    current.released = anyio.Event()
+                await current.released.wait()
+                latest = current.latest
+            return latest  # the caller takes the turn before anything else runs
+        raise SessionConflictError(
+            f"session changes not saved: other saves of the same session in this process "
+            f"held it for {self._within:g}s"
+        )
 
     async def __aexit__(
         self,

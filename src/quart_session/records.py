@@ -123,8 +123,21 @@ Changes = tuple[dict[str, Any], frozenset[str]]
 
 def diff(base: Mapping[str, Any], mine: Mapping[str, Any]) -> Changes:
     """What turned *base* (as loaded) into *mine* (as the request leaves it)."""
-    updated = {k: v for k, v in mine.items() if k not in base or base[k] != v}
+    updated = {k: v for k, v in mine.items() if k not in base or not same(base[k], v)}
     return updated, frozenset(base.keys() - mine.keys())
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal, and of the same types all the way down. Python holds 0 == False
+    and 1 == 1.0, but a request that turned one into the other changed the
+    value: a merge must not drop that change."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(value, b[key]) for key, value in a.items())
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(map(same, a, b))
+    return bool(a == b)
 
 
 def merge(changes: Changes, theirs: Mapping[str, Any]) -> dict[str, Any]:

@@ -33,16 +33,7 @@ class MemcachedServer:
     process: subprocess.Popen[bytes]
 
     def stats(self) -> dict[str, str]:
-        with socket.create_connection((self.host, self.port), timeout=5) as sock:
-            sock.sendall(b"stats\r\n")
-            reply = b""
-            while not reply.endswith(b"END\r\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError("memcached closed the stats connection")
-                reply += chunk
-        lines = reply.decode().splitlines()[:-1]
-        return {name: value for _, name, value in (line.split(" ", 2) for line in lines)}
+        return memcached_stats(self.host, self.port)
 
     # An outage for OutageBehaviour that the server survives.
     async def stop(self) -> None:
@@ -56,6 +47,20 @@ class MemcachedServer:
         """Commands the server has answered so far (stats itself not included)."""
         stats = self.stats()
         return sum(int(stats[name]) for name in COMMAND_COUNTERS)
+
+
+def memcached_stats(host: str, port: int) -> dict[str, str]:
+    """The server's ``stats``, over a connection of their own (counted in them)."""
+    with socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall(b"stats\r\n")
+        reply = b""
+        while not reply.endswith(b"END\r\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("memcached closed the stats connection")
+            reply += chunk
+    lines = reply.decode().splitlines()[:-1]
+    return {name: value for _, name, value in (line.split(" ", 2) for line in lines)}
 
 
 @contextmanager

@@ -111,25 +111,29 @@ def redis_standalone_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterat
 @pytest.fixture(scope="session", name="redis_cluster")
 def redis_cluster_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Three masters, no replicas, every slot assigned."""
-    tmp = tmp_path_factory.mktemp("cluster")
+    with cluster_servers(tmp_path_factory.mktemp("cluster"), 3, replicas=0) as ports:
+        for port in ports:
+            wait_for(partial(cluster_ready, port), f"cluster node {port} to see all masters")
+        yield Cluster(ports)
+
+
+@contextmanager
+def cluster_servers(tmp: Path, masters: int, replicas: int) -> Iterator[tuple[int, ...]]:
+    """A cluster of *masters* masters with *replicas* replicas each, every slot
+    assigned (``redis-cli --cluster create``), until the block ends: the nodes'
+    ports. Also the soak harness's Cluster target."""
     cli = need_binary("redis-cli", "redis-tools")
     node = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
     with ExitStack() as stack:
         # An explicit bus port: the default (port + 10000) fails above 55535.
         ports = tuple(
             stack.enter_context(redis_server(tmp, *node, "--cluster-port", str(free_port())))[0]
-            for _ in range(3)
+            for _ in range(masters * (1 + replicas))
         )
         nodes = [f"127.0.0.1:{port}" for port in ports]
-        subprocess.run(
-            [cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-        for port in ports:
-            wait_for(partial(cluster_ready, port), f"cluster node {port} to see all masters")
-        yield Cluster(ports)
+        create = ["--cluster", "create", *nodes, "--cluster-replicas", str(replicas)]
+        subprocess.run([cli, *create, "--cluster-yes"], check=True, capture_output=True, timeout=60)
+        yield ports
 
 
 def cluster_ready(port: int) -> bool:
@@ -141,11 +145,24 @@ def cluster_ready(port: int) -> bool:
 @pytest.fixture(scope="session", name="redis_sentinel")
 def redis_sentinel_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelSetup]:
     """A master, its replica, and one Sentinel (quorum 1) watching them."""
-    tmp = tmp_path_factory.mktemp("sentinel")
+    with sentinel_servers(tmp_path_factory.mktemp("sentinel")) as setup:
+        wait_for(
+            lambda: sentinel_sees_replica(setup.sentinel_port), "the sentinel to see the replica"
+        )
+        yield setup
+
+
+@contextmanager
+def sentinel_servers(tmp: Path, *options: str, service: str = SERVICE) -> Iterator[SentinelSetup]:
+    """A master and its replica (both started with *options*, the replica in
+    sync) and one Sentinel (quorum 1) watching them as *service*, until the
+    block ends. Also the soak harness's Sentinel target."""
     binary = need_binary("redis-sentinel", "redis-sentinel")
     with ExitStack() as stack:
-        master, _ = stack.enter_context(redis_server(tmp))
-        replica, _ = stack.enter_context(redis_server(tmp, "--replicaof", "127.0.0.1", str(master)))
+        master, _ = stack.enter_context(redis_server(tmp, *options))
+        replica, _ = stack.enter_context(
+            redis_server(tmp, *options, "--replicaof", "127.0.0.1", str(master))
+        )
         wait_for(
             lambda: info(replica, "replication").get("master_link_status") == "up",
             "the replica to sync",
@@ -154,12 +171,11 @@ def redis_sentinel_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator
         conf = tmp / "sentinel.conf"
         conf.write_text(
             f"port {port}\nbind 127.0.0.1\ndir {tmp}\n"
-            f"sentinel monitor {SERVICE} 127.0.0.1 {master} 1\n"
-            f"sentinel down-after-milliseconds {SERVICE} 2000\n"
-            f"sentinel failover-timeout {SERVICE} 10000\n"
+            f"sentinel monitor {service} 127.0.0.1 {master} 1\n"
+            f"sentinel down-after-milliseconds {service} 2000\n"
+            f"sentinel failover-timeout {service} 10000\n"
         )
         stack.enter_context(running([binary, str(conf)], port, tmp / "sentinel.log"))
-        wait_for(lambda: sentinel_sees_replica(port), "the sentinel to see the replica")
         yield SentinelSetup(port, (master, replica))
 
 

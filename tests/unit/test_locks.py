@@ -12,10 +12,13 @@ import anyio
 import anyio.lowlevel
 import pytest
 
+from quart_session.errors import SessionConflictError
 from quart_session.locks import SessionTurns
 from quart_session.stores.base import Record
 
 pytestmark = pytest.mark.anyio
+#: Longer than any test here holds a turn: only the test of the bound reaches it.
+WAIT = 60.0
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -51,7 +54,8 @@ async def test_turns_exclude_like_the_anyio_lock_they_replace() -> None:
     def with_anyio(sid: str) -> AbstractAsyncContextManager[Any]:
         return locks.setdefault(sid, anyio.Lock())
 
-    assert await overlaps(turns.take) == await overlaps(with_anyio) == [1, 1, 1]
+    ours = await overlaps(lambda sid: turns.take(sid, WAIT))
+    assert ours == await overlaps(with_anyio) == [1, 1, 1]
     assert len(turns) == 0  # nothing kept once no save is in flight
 
 
@@ -74,21 +78,21 @@ async def test_the_next_turn_receives_what_the_last_one_stored() -> None:
     first_in = anyio.Event()
 
     async def first() -> None:
-        async with turns.take("s") as turn:
+        async with turns.take("s", WAIT) as turn:
             first_in.set()
             await anyio.sleep(0.01)  # the second one is waiting by now
             turn.latest = Record(b"stored", 7)
 
     async def second() -> None:
         await first_in.wait()
-        async with turns.take("s") as turn:
+        async with turns.take("s", WAIT) as turn:
             seen.append(turn.latest)
 
     async with anyio.create_task_group() as group:
         group.start_soon(first)
         group.start_soon(second)
     assert seen == [Record(b"stored", 7)]
-    async with turns.take("s") as turn:  # nobody before it: nothing known
+    async with turns.take("s", WAIT) as turn:  # nobody before it: nothing known
         assert turn.latest is None
 
 
@@ -97,7 +101,7 @@ async def test_a_cancelled_waiter_or_holder_leaves_the_turn_free() -> None:
     holding = anyio.Event()
 
     async def hold_forever() -> None:
-        async with turns.take("s"):
+        async with turns.take("s", WAIT):
             holding.set()
             await anyio.sleep_forever()
 
@@ -105,10 +109,36 @@ async def test_a_cancelled_waiter_or_holder_leaves_the_turn_free() -> None:
         group.start_soon(hold_forever)
         await holding.wait()
         with anyio.move_on_after(0.05):  # a waiter gives up
-            async with turns.take("s"):
+            async with turns.take("s", WAIT):
                 pytest.fail("took a turn that was held")
         group.cancel_scope.cancel()  # the holder is cancelled
     with anyio.fail_after(1):
-        async with turns.take("s"):
+        async with turns.take("s", WAIT):
             pass
+    assert len(turns) == 0
+
+
+async def test_a_turn_is_waited_for_at_most_the_time_given() -> None:
+    """A save queued behind others of its session (hundreds of writers of one
+    session in one process) gives up after *within* with a conflict (409 and
+    Retry-After), never holding its request past the time a store call may
+    take; the holder keeps its turn, and nothing is left behind."""
+    turns = SessionTurns()
+    holding, release = anyio.Event(), anyio.Event()
+
+    async def hold() -> None:
+        async with turns.take("s", WAIT):
+            holding.set()
+            await release.wait()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(hold)
+        await holding.wait()
+        started = anyio.current_time()
+        with anyio.fail_after(5), pytest.raises(SessionConflictError, match=r"held it for 0\.2s"):
+            async with turns.take("s", 0.2):
+                pytest.fail("took a turn that was held")
+        assert 0.2 <= anyio.current_time() - started < 1
+        assert len(turns) == 1  # the holder's turn, untouched
+        release.set()
     assert len(turns) == 0

@@ -23,7 +23,9 @@ from typing import Any, TypeGuard
 
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 
 
 def can_use_lane(client: object) -> TypeGuard[Redis]:
@@ -44,6 +46,7 @@ class ConnectionLane:
 
     def __init__(self, client: Redis) -> None:
         self.pool = client.connection_pool
+        self._sentinel = isinstance(self.pool, SentinelConnectionPool)
         #: Connections checked out of the pool, connected or not, idle now.
         self._idle: list[AbstractConnection] = []
         #: Connections checked out of the pool, idle or in use.
@@ -69,6 +72,14 @@ class ConnectionLane:
             # Idle, it may have been closed by the server: redis-py has
             # disconnected it, and sending reconnects.
             return await self._send(connection, args)
+        except ResponseError as error:
+            if self._sentinel and str(error).startswith("NOREPLICAS"):
+                # A master whose replica left, maybe promoted by a failover:
+                # Sentinel demotes it only ~10 s later. Reconnecting asks the
+                # Sentinel for the master again (redis-py does so on READONLY,
+                # not on this), so the next command goes to the new one.
+                await connection.disconnect()
+            raise
         finally:
             # Whatever happened, the connection is either ready for the next
             # command or disconnected (redis-py's own error handling).

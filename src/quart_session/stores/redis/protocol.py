@@ -93,8 +93,12 @@ def encode(version: str, payload: bytes) -> bytes:
 
 def decode(value: bytes, refreshed: bool = False) -> Record:
     if value.startswith(MARKER) and len(value) >= HEADER_LENGTH:
-        version = value[len(MARKER) : HEADER_LENGTH].decode("ascii")
-        return Record(value[HEADER_LENGTH:], version, refreshed)
+        version = value[len(MARKER) : HEADER_LENGTH]
+        # A version no save wrote (damaged bytes) makes it no header: the value
+        # then loads like a bare one, fails to decode as a session and gives a
+        # fresh session, where raising would answer 503 until it expired.
+        if version.isascii():
+            return Record(value[HEADER_LENGTH:], version.decode("ascii"), refreshed)
     return Record(value, "", refreshed)
 
 
