@@ -49,16 +49,23 @@ class MemcachedServer:
         return sum(int(stats[name]) for name in COMMAND_COUNTERS)
 
 
-def memcached_stats(host: str, port: int) -> dict[str, str]:
-    """The server's ``stats``, over a connection of their own (counted in them)."""
+def memcached_command(host: str, port: int, command: bytes, ends_with: bytes) -> bytes:
+    """*command*'s whole reply (read until it ends with *ends_with*), over a
+    connection of its own."""
     with socket.create_connection((host, port), timeout=5) as sock:
-        sock.sendall(b"stats\r\n")
+        sock.sendall(command)
         reply = b""
-        while not reply.endswith(b"END\r\n"):
+        while not reply.endswith(ends_with):
             chunk = sock.recv(65536)
             if not chunk:
-                raise ConnectionError("memcached closed the stats connection")
+                raise ConnectionError("memcached closed the connection")
             reply += chunk
+    return reply
+
+
+def memcached_stats(host: str, port: int) -> dict[str, str]:
+    """The server's ``stats``, over a connection of their own (counted in them)."""
+    reply = memcached_command(host, port, b"stats\r\n", b"END\r\n")
     lines = reply.decode().splitlines()[:-1]
     return {name: value for _, name, value in (line.split(" ", 2) for line in lines)}
 

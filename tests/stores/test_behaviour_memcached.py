@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,7 +10,7 @@ import pytest
 
 from quart_session.stores.memcached import memcached_key
 
-from ..servers.memcached import MemcachedServer
+from ..servers.memcached import MemcachedServer, memcached_command
 from ..suites.behaviour import AllRecords, ReadRaw, SessionBehaviour
 from ..suites.encryption import EncryptionBehaviour
 from ..suites.lifetimes import LifetimeBehaviour, ReadTtl
@@ -56,14 +55,8 @@ def memcached_ttl(server: MemcachedServer) -> ReadTtl:
     seconds of its own clock), None when it holds none."""
 
     async def read(key: str) -> float | None:
-        with socket.create_connection((server.host, server.port), timeout=5) as sock:
-            sock.sendall(b"mg %s t\r\n" % memcached_key(key))
-            reply = b""
-            while not reply.endswith(b"\r\n"):
-                chunk = sock.recv(1024)
-                if not chunk:
-                    raise ConnectionError("memcached closed the connection")
-                reply += chunk
+        command = b"mg %s t\r\n" % memcached_key(key)
+        reply = memcached_command(server.host, server.port, command, b"\r\n")
         status, *flags = reply.split()
         if status == b"EN":
             return None
