@@ -1,13 +1,15 @@
 """One store call: its timeout, its errors, and work that must not be cut short.
 
-Every store operation goes through ``StoreCalls.run``: it gets
-``SESSION_BACKEND_TIMEOUT``, and any failure becomes a ``SessionBackendError``
-chained to the driver's exception (and the ``session_store_error`` signal).
+Every store operation goes through ``StoreCalls.run``: it gets what is left of
+its request's ``SESSION_BACKEND_TIMEOUT`` (``budgets.py``; the whole timeout
+outside a request), and any failure becomes a ``SessionBackendError`` chained to
+the driver's exception (and the ``session_store_error`` signal).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -15,6 +17,7 @@ import anyio
 from blinker import Signal
 
 from . import signals
+from .budgets import StoreBudget, current_budget
 from .deadlines import Deadlines
 from .errors import SessionBackendError
 from .runtime import asyncio_loop, running_trio
@@ -30,38 +33,38 @@ def send(signal: Signal, sender: object, **kwargs: Any) -> None:
 
 
 class StoreCalls:
-    """Runs store operations within *timeout* seconds each."""
+    """Runs store operations within their request's budget, or within
+    *timeout* seconds each outside a request."""
 
     def __init__(self, timeout: float, sender: object) -> None:
         self.timeout = timeout
         self.sender = sender
         self._deadlines: Deadlines | None = None
 
+    def budget(self) -> StoreBudget:
+        """The budget of the request being served, or a whole one of its own
+        for work done outside a request."""
+        return current_budget() or StoreBudget(self.timeout)
+
     async def run(self, store: Store, func: Callable[..., Awaitable[_T]], *args: Any) -> _T:
-        """``await func(*args)``, a method of *store*, within the timeout; any
-        failure becomes a SessionBackendError chained to the driver's exception."""
-        timeout = self.timeout
+        """``await func(*args)``, a method of *store*, within the time left;
+        any failure becomes a SessionBackendError chained to the driver's
+        exception."""
+        budget = current_budget()
         try:
-            loop = asyncio_loop()
-            if loop is None:  # Trio
-                with anyio.fail_after(timeout):
-                    return await func(*args)
-            deadlines = self._deadlines
-            if deadlines is None or deadlines.loop is not loop:
-                deadlines = self._deadlines = Deadlines(loop, timeout)
-            token = deadlines.arm()
-            try:
-                return await func(*args)
-            except asyncio.CancelledError:
-                if deadlines.timed_out(token):
-                    raise TimeoutError from None
-                raise
-            finally:
-                deadlines.disarm(token)
+            if budget is None:
+                timeout = self.timeout
+                return await self._timed(func, args, timeout)
+            with budget as ends_at:
+                timeout = ends_at - time.monotonic()
+                if timeout <= 0:
+                    raise TimeoutError
+                return await self._timed(func, args, timeout)
         except TimeoutError as error:
-            failure = SessionBackendError(
-                store.name, store.address, f"{func.__name__} timed out after {timeout:g}s"
-            )
+            reason = f"{func.__name__} timed out after {timeout:.3g}s"
+            if budget is not None:
+                reason += f" (what was left of the request's {self.timeout:g}s for store work)"
+            failure = SessionBackendError(store.name, store.address, reason)
             cause: BaseException = error
         except Exception as error:  # noqa: BLE001 - any driver failure
             failure = SessionBackendError(
@@ -70,6 +73,27 @@ class StoreCalls:
             cause = error
         send(signals.session_store_error, self.sender, error=failure)
         raise failure from cause
+
+    async def _timed(
+        self, func: Callable[..., Awaitable[_T]], args: tuple[Any, ...], seconds: float
+    ) -> _T:
+        """``await func(*args)``; TimeoutError after *seconds*."""
+        loop = asyncio_loop()
+        if loop is None:  # Trio
+            with anyio.fail_after(seconds):
+                return await func(*args)
+        deadlines = self._deadlines
+        if deadlines is None or deadlines.loop is not loop:
+            deadlines = self._deadlines = Deadlines(loop, self.timeout)
+        token = deadlines.arm(seconds)
+        try:
+            return await func(*args)
+        except asyncio.CancelledError:
+            if deadlines.timed_out(token):
+                raise TimeoutError from None
+            raise
+        finally:
+            deadlines.disarm(token)
 
 
 async def uncancellable(work: Coroutine[Any, Any, None]) -> None:

@@ -21,8 +21,10 @@ class Deadlines:
     """Timeouts of store calls on asyncio for the price of a dict entry.
 
     ``asyncio.timeout`` arms and cancels a timer on every call (5 µs); here
-    one timer waits for the oldest call in flight. All calls share one
-    timeout, so the order they start in is the order their deadlines come in.
+    one timer waits for the earliest deadline of the calls in flight. Calls
+    usually get the whole timeout; one of a request that has spent part of
+    its time on store work already gets less (``budgets.py``), and moves the
+    timer earlier when its deadline comes first.
 
     As with anyio's cancel scopes, a call past its deadline is cancelled again
     every millisecond until it ends: a driver may catch one cancellation to
@@ -43,13 +45,18 @@ class Deadlines:
         self._timer: asyncio.TimerHandle | None = None
         self._repeat: asyncio.TimerHandle | None = None
 
-    def arm(self) -> object:
+    def arm(self, seconds: float | None = None) -> object:
+        """Start the clock of a call of the current task: *seconds*, or the
+        timeout given at creation."""
         task = asyncio.current_task()
         assert task is not None
         token = object()
-        deadline = self.loop.time() + self.seconds
+        deadline = self.loop.time() + (self.seconds if seconds is None else seconds)
         self._running[token] = (deadline, task, task.cancelling())
-        if self._timer is None:
+        timer = self._timer
+        if timer is None or deadline < timer.when():
+            if timer is not None:
+                timer.cancel()
             self._timer = self.loop.call_at(deadline, self._expire)
         return token
 
@@ -74,12 +81,16 @@ class Deadlines:
     def _expire(self) -> None:
         self._timer = None
         now = self.loop.time()
+        following = None  # the earliest deadline still ahead
         for token, (deadline, task, cancelling) in list(self._running.items()):
             if deadline > now:
-                self._timer = self.loop.call_at(deadline, self._expire)
-                break
+                if following is None or deadline < following:
+                    following = deadline
+                continue
             del self._running[token]
             self._expired[token] = _Expired(task, cancelling)
+        if following is not None:
+            self._timer = self.loop.call_at(following, self._expire)
         if self._repeat is None:
             self._cancel_expired()
 

@@ -456,16 +456,17 @@ class SessionEngine:
         if owner != before:  # a login: listed before it is written
             await self._announce(owner, loaded.name)
             announced = _announced(owner, loaded.name)
-        # Waiting for the turn and the retries share one budget: a store call's.
-        give_up_at = time.monotonic() + self.settings.backend_timeout
-        async with self._turns.take(loaded.name, self.settings.backend_timeout) as turn:
-            written, stored = await self._save_in_turn(
-                loaded, data, meta, payload, turn.latest, give_up_at
-            )
-            turn.latest = None
-            if stored is not None and written is Written.SAVED and turn.released is not None:
-                # Another save of this session waits: hand it what we stored.
-                turn.latest = Record(stored.payload, stored.version)
+        # The wait for the turn, the store calls and the back-off between
+        # retries all spend from the request's budget.
+        with self.calls.budget() as give_up_at:
+            async with self._turns.take(loaded.name, give_up_at - time.monotonic()) as turn:
+                written, stored = await self._save_in_turn(
+                    loaded, data, meta, payload, turn.latest, give_up_at
+                )
+                turn.latest = None
+                if stored is not None and written is Written.SAVED and turn.released is not None:
+                    # Another save of this session waits: hand it what we stored.
+                    turn.latest = Record(stored.payload, stored.version)
         if stored is not None:
             await self._reindex(before, loaded.name, stored.meta, stored.name, announced)
         elif announced is not None and self.users is not None:

@@ -21,10 +21,11 @@ from quart import (
 )
 from quart import session as current_session
 from quart.sessions import SessionInterface, SessionMixin
-from quart.wrappers import BaseRequestWebsocket
+from quart.wrappers import BaseRequestWebsocket, Websocket
 
 from .addresses import client_address, same_client
 from .answers import ANSWERED, answer_with_error
+from .budgets import OwnBudget, current_budget, start_budget
 from .calls import uncancellable
 from .compat import migrate
 from .config import Settings
@@ -128,6 +129,16 @@ class ServerSideSessionInterface(SessionInterface):
         return ServerSideSession(permanent=self.settings.permanent, client_address=address)
 
     async def open_session(self, app: Quart, request: BaseRequestWebsocket) -> ServerSideSession:
+        # All of this request's store work, from here to its answer, shares
+        # SESSION_BACKEND_TIMEOUT; a websocket's only until it is open.
+        budget = start_budget(self.settings.backend_timeout)
+        try:
+            return await self._open_session(app, request)
+        finally:
+            if isinstance(request, Websocket):
+                budget.open = False
+
+    async def _open_session(self, app: Quart, request: BaseRequestWebsocket) -> ServerSideSession:
         settings = self.settings
         # In header mode ``cookie`` is the header's value: validated alike.
         cookie = self.transports.read(request)
@@ -205,6 +216,18 @@ class ServerSideSessionInterface(SessionInterface):
     async def save_session(  # type: ignore[override]
         self, app: Quart, session: ServerSideSession, response: Response | None
     ) -> None:
+        try:
+            await self._save_session(app, session, response)
+        finally:
+            # Answered: a task the view started and that runs on is no longer
+            # held to this request's time.
+            budget = current_budget()
+            if budget is not None:
+                budget.open = False
+
+    async def _save_session(
+        self, app: Quart, session: ServerSideSession, response: Response | None
+    ) -> None:
         if session.saved or isinstance(session, UnavailableSession):
             return
         if isinstance(session, DetachedSession):
@@ -255,7 +278,8 @@ class ServerSideSessionInterface(SessionInterface):
 
     async def _save_from_websocket(self, session: ServerSideSession) -> None:
         try:
-            action = await self._store_changes(session, file_response=False, can_create=False)
+            with OwnBudget(self.settings.backend_timeout):
+                action = await self._store_changes(session, file_response=False, can_create=False)
         except ANSWERED as error:
             logger.error("Session changes made in a websocket were not saved: %s", error)
             return
@@ -272,7 +296,13 @@ class ServerSideSessionInterface(SessionInterface):
         ``quart.session`` itself may be passed: the proxy is unwrapped, since a
         merged save replaces the contents of the session object underneath.
         """
-        await self._store_changes(unwrap(session, "save_now"), False, can_create=False)
+        target = unwrap(session, "save_now")
+        if not has_websocket_context():  # part of the request being served
+            await self._store_changes(target, False, can_create=False)
+            return
+        # A websocket may live for hours: each save has the whole time.
+        with OwnBudget(self.settings.backend_timeout):
+            await self._store_changes(target, False, can_create=False)
 
     async def _store_changes(
         self,

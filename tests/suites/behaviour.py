@@ -17,6 +17,7 @@ A store that runs on Trio also runs the suite with ``OnTrio``.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -71,6 +72,25 @@ class CountingStore(Store):
 
     async def close(self) -> None:
         await self.inner.close()
+
+
+class SlowStore(CountingStore):
+    """The real store behind a slow network: each load and save waits
+    *delay* seconds before it is sent."""
+
+    def __init__(self, inner: Store, delay: float) -> None:
+        super().__init__(inner)
+        self.delay = delay
+
+    async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
+        await anyio.sleep(self.delay)
+        return await super().load(key, refresh_ttl)
+
+    async def save(
+        self, key: str, payload: bytes, ttl: int, expected: Version | None
+    ) -> SaveResult:
+        await anyio.sleep(self.delay)
+        return await super().save(key, payload, ttl, expected)
 
 
 def holds_no_session(raw: bytes | None) -> bool:
@@ -815,6 +835,48 @@ class SessionBehaviour:
         await anyio.sleep(0.1)
         assert "save" not in calls.calls
         assert "created inside a websocket is not stored" in caplog.text
+
+    # -- a slow store: SESSION_BACKEND_TIMEOUT bounds a request's store work ------------------
+    @staticmethod
+    def slow_down(app: Quart, delay: float) -> Store:
+        """Make each load and save of *app*'s store take *delay* seconds; the
+        store as it was."""
+        interface = app.session_interface
+        assert isinstance(interface, ServerSideSessionInterface)
+        fast = interface.store
+        interface.engine.store = SlowStore(fast, delay)
+        return fast
+
+    async def test_a_request_s_store_calls_share_the_backend_timeout(
+        self, make_app: Callable[..., Quart]
+    ) -> None:
+        app = make_app(SESSION_BACKEND_TIMEOUT=0.5)
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        # The load and the save each take less than the timeout, together more.
+        fast = self.slow_down(app, 0.3)
+        started = time.monotonic()
+        response = await browser.get("/set/user/bob")
+        elapsed = time.monotonic() - started
+        assert (response.status_code, elapsed < 0.5 + 0.25) == (503, True), elapsed
+        assert response.headers["Retry-After"]
+        app.session_interface.engine.store = fast  # type: ignore[attr-defined]
+        assert await browser.text("/get/user") == "'alice'"
+
+    async def test_each_save_of_a_websocket_has_the_whole_backend_timeout(
+        self, make_app: Callable[..., Quart]
+    ) -> None:
+        app = make_app(SESSION_BACKEND_TIMEOUT=0.5)
+        browser = Browser(app)
+        await browser.text("/set/user/alice")
+        fast = self.slow_down(app, 0.3)
+        # The opening load and two saves: 0.9 s of store work on one connection.
+        async with browser.websocket("/ws/counter") as ws:
+            for expected in ("1", "2"):
+                await ws.send("tick")
+                assert await ws.receive() == expected
+        app.session_interface.engine.store = fast  # type: ignore[attr-defined]
+        assert await browser.text("/get/count") == "2"
 
     # -- limits and unstorable data --------------------------------------------------------
     async def test_a_session_over_max_size_is_refused_and_the_stored_one_kept(
