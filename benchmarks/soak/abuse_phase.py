@@ -83,9 +83,14 @@ def default_seconds(duration: float) -> float:
 
 def request_latencies(observations: Observations, until: float) -> list[float]:
     """Seconds each normal HTTP request took that started before *until* (the
-    phase's deadline; the final reads and replays after it are not load). A
-    websocket's answer spans its connection and several messages: left out."""
-    return [a.end - a.start for a in observations.answers if a.kind != "ws" and a.start < until]
+    phase's deadline; the final reads and replays after it are not load).
+    Websocket openings and messages are left out, as in the runs before they
+    were answers of their own (the figures stay comparable)."""
+    return [
+        a.end - a.start
+        for a in observations.answers
+        if not a.kind.startswith("ws") and a.start < until
+    ]
 
 
 async def longest_stall(until: float) -> float:

@@ -249,9 +249,13 @@ class User:
             self.vanished()
 
     async def websocket_increments(self, count: int) -> None:
+        """Open a websocket and increment through it *count* times. The
+        opening ("ws-open") and each increment ("ws") are answers of their
+        own, each held to the request limit: the library bounds each of them
+        (the opening's load, each save) by SESSION_BACKEND_TIMEOUT."""
         session = self.session
         assert session is not None
-        start = time.monotonic()
+        kind, start = "ws-open", time.monotonic()
         status, retry = 101, False
         try:
             async with asyncio.timeout(self.load.request_timeout * (count + 1)):
@@ -261,22 +265,33 @@ class User:
                     open_timeout=self.load.request_timeout,
                     close_timeout=1,
                 ) as ws:
+                    self.load.record(
+                        Answer(kind, start, time.monotonic(), 101, False, session.login_at)
+                    )
+                    kind = "ws"
                     for _ in range(count):
+                        start = time.monotonic()
                         await ws.send("incr")
                         answer = str(await ws.recv())
                         if answer.isdigit():
                             self.acknowledge(int(answer))
-                        elif answer == NOT_LOGGED_IN:
+                            self.load.record(
+                                Answer(kind, start, time.monotonic(), 101, False, session.login_at)
+                            )
+                            continue
+                        if answer == NOT_LOGGED_IN:
                             status = 401
-                            break
                         else:  # UNAVAILABLE: the store failed; the value was not stored
                             status, retry = 503, True  # the library's outage answer
+                        break
+                    else:
+                        return
         except InvalidStatus as refused:  # the opening request's own answer
             status = refused.response.status_code
             retry = "retry-after" in refused.response.headers
         except (TimeoutError, OSError, WebSocketException):
             status = 0
-        self.load.record(Answer("ws", start, time.monotonic(), status, retry, session.login_at))
+        self.load.record(Answer(kind, start, time.monotonic(), status, retry, session.login_at))
         if status == 401:
             self.vanished()
 

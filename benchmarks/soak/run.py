@@ -50,16 +50,16 @@ from .load import Load, probe_recovery
 from .serve import WORKERS, SoakServer, serving
 from .target import Fault, Target
 
-#: Seconds per store operation (SESSION_BACKEND_TIMEOUT) in the soak app.
+#: Seconds of store work per request (SESSION_BACKEND_TIMEOUT) in the soak app.
 BACKEND_TIMEOUT = 2.0
 #: The longest a request may take: the store's timeout and one second.
 REQUEST_LIMIT = BACKEND_TIMEOUT + 1.0
-#: The longest an abuser's own request may take: one of 200 writers of one
-#: session waits for up to three steps the library bounds by the store's
-#: timeout each (its load, its turn behind the others, its save), on a machine
-#: the abuse saturates. It must still be answered: past that it hangs. The
-#: normal users keep REQUEST_LIMIT, also while the abuser runs.
-ABUSER_REQUEST_LIMIT = 3 * BACKEND_TIMEOUT + 1.0
+#: The longest an abuser's own request may take: the library holds its store
+#: work (load, turn behind the other writers, save) to BACKEND_TIMEOUT, but
+#: 200 requests sent at once also wait for a CPU on a machine they saturate
+#: (up to 3.6 s seen in total). It must still be answered: past that it hangs.
+#: The normal users keep REQUEST_LIMIT, also while the abuser runs.
+ABUSER_REQUEST_LIMIT = 2 * BACKEND_TIMEOUT + 1.0
 #: How long the recovery probe keeps trying after a fault (the limit is 5 s).
 PROBE_LIMIT = 15.0
 #: Connections each worker's pool may keep open, by SESSION_TYPE (the leak
