@@ -40,13 +40,8 @@ class SpyStore(Store):
 
     def __init__(self, inner: Store) -> None:
         self.inner = inner
-        self.name = inner.name
         # The engine reads the flags to choose its calls: the real store's choice.
-        self.can_take = inner.can_take
-        self.can_count = inner.can_count
-        self.can_list = inner.can_list
-        self.needs_purge = inner.needs_purge
-        self.refresh_is_free = inner.refresh_is_free
+        self.offer_what(inner)
         limit = getattr(inner, "max_payload", None)
         if limit is not None:
             self.max_payload = limit

@@ -71,11 +71,9 @@ def nx_27017() -> str:
     return str(binary)
 
 
-@pytest.fixture(scope="session", name="mongo_server")
-def mongo_server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServer]:
-    folder = tmp_path_factory.mktemp("nx-27017")
-    port = free_port()
-    argv = [
+def nx_27017_command(port: int, folder: Path) -> list[str]:
+    """nx-27017 on 127.0.0.1:*port*, its data, log and pid file in *folder*."""
+    return [
         nx_27017(),
         "--host", "127.0.0.1",
         "--port", str(port),
@@ -83,6 +81,13 @@ def mongo_server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[M
         "--log-file", str(folder / "nx.log"),
         "--pid-file", str(folder / "nx.pid"),
     ]  # fmt: skip
+
+
+@pytest.fixture(scope="session", name="mongo_server")
+def mongo_server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServer]:
+    folder = tmp_path_factory.mktemp("nx-27017")
+    port = free_port()
+    argv = nx_27017_command(port, folder)
     with running(argv, port, folder / "output.log", cwd=folder) as process:
         yield MongoServer(port, process)
 

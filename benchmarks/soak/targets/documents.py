@@ -30,7 +30,7 @@ from typing import Any
 
 import boto3  # type: ignore[import-untyped]
 from tests.servers.dynamodb import CREDENTIALS, REGION, moto_server
-from tests.servers.mongodb import nx_27017
+from tests.servers.mongodb import nx_27017_command
 from tests.servers.processes import free_port, running
 
 from benchmarks.soak.target import Fault
@@ -114,15 +114,7 @@ class MongoTarget:
 @contextmanager
 def mongodb(tmp: Path) -> Iterator[MongoTarget]:
     port = free_port()
-    argv = [
-        nx_27017(),
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--data-dir", str(tmp / "data"),
-        "--log-file", str(tmp / "nx.log"),
-        "--pid-file", str(tmp / "nx.pid"),
-    ]  # fmt: skip
-    with serving(Restartable(argv, port, tmp)) as server:
+    with serving(Restartable(nx_27017_command(port, tmp), port, tmp)) as server:
         yield MongoTarget(server)
 
 

@@ -81,6 +81,16 @@ class Store(ABC):
     #: (``SESSION_REFRESH_AFTER``).
     refresh_is_free: bool = False
 
+    def offer_what(self, inner: Store) -> None:
+        """Offer what *inner* offers (name and capabilities): for a store that
+        wraps another and passes every call on."""
+        self.name = inner.name
+        self.can_take = inner.can_take
+        self.can_count = inner.can_count
+        self.can_list = inner.can_list
+        self.needs_purge = inner.needs_purge
+        self.refresh_is_free = inner.refresh_is_free
+
     @property
     def address(self) -> str:
         """Where the store lives (no credentials), for error messages."""
