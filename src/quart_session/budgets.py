@@ -47,11 +47,22 @@ class StoreBudget:
             return max(0.0, self._ends_at - time.monotonic())
         return self._left
 
-    def __enter__(self) -> float:
+    def begin(self) -> float:
+        """Start spending (until ``end``); the ``time.monotonic()`` by which
+        the work must end."""
         if not self._users:
             self._ends_at = time.monotonic() + self._left
         self._users += 1
         return self._ends_at
+
+    def end(self) -> None:
+        self._users -= 1
+        if not self._users:
+            left = self._ends_at - time.monotonic()
+            self._left = left if left > 0.0 else 0.0
+
+    def __enter__(self) -> float:
+        return self.begin()
 
     def __exit__(
         self,
@@ -59,9 +70,7 @@ class StoreBudget:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        self._users -= 1
-        if not self._users:
-            self._left = max(0.0, self._ends_at - time.monotonic())
+        self.end()
 
 
 _current: ContextVar[StoreBudget | None] = ContextVar("quart_session_store_budget", default=None)

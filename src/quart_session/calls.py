@@ -51,15 +51,31 @@ class StoreCalls:
         any failure becomes a SessionBackendError chained to the driver's
         exception."""
         budget = current_budget()
+        # begin() first: it fixes the deadline the time left is measured to.
+        timeout = self.timeout if budget is None else budget.begin() - time.monotonic()
         try:
-            if budget is None:
-                timeout = self.timeout
-                return await self._timed(func, args, timeout)
-            with budget as ends_at:
-                timeout = ends_at - time.monotonic()
+            try:
                 if timeout <= 0:
                     raise TimeoutError
-                return await self._timed(func, args, timeout)
+                loop = asyncio_loop()
+                if loop is None:  # Trio
+                    with anyio.fail_after(timeout):
+                        return await func(*args)
+                deadlines = self._deadlines
+                if deadlines is None or deadlines.loop is not loop:
+                    deadlines = self._deadlines = Deadlines(loop, self.timeout)
+                token = deadlines.arm(timeout)
+                try:
+                    return await func(*args)
+                except asyncio.CancelledError:
+                    if deadlines.timed_out(token):
+                        raise TimeoutError from None
+                    raise
+                finally:
+                    deadlines.disarm(token)
+            finally:
+                if budget is not None:
+                    budget.end()
         except TimeoutError as error:
             reason = f"{func.__name__} timed out after {timeout:.3g}s"
             if budget is not None:
@@ -73,27 +89,6 @@ class StoreCalls:
             cause = error
         send(signals.session_store_error, self.sender, error=failure)
         raise failure from cause
-
-    async def _timed(
-        self, func: Callable[..., Awaitable[_T]], args: tuple[Any, ...], seconds: float
-    ) -> _T:
-        """``await func(*args)``; TimeoutError after *seconds*."""
-        loop = asyncio_loop()
-        if loop is None:  # Trio
-            with anyio.fail_after(seconds):
-                return await func(*args)
-        deadlines = self._deadlines
-        if deadlines is None or deadlines.loop is not loop:
-            deadlines = self._deadlines = Deadlines(loop, self.timeout)
-        token = deadlines.arm(seconds)
-        try:
-            return await func(*args)
-        except asyncio.CancelledError:
-            if deadlines.timed_out(token):
-                raise TimeoutError from None
-            raise
-        finally:
-            deadlines.disarm(token)
 
 
 async def uncancellable(work: Coroutine[Any, Any, None]) -> None:

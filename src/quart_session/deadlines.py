@@ -24,7 +24,7 @@ class Deadlines:
     one timer waits for the earliest deadline of the calls in flight. Calls
     usually get the whole timeout; one of a request that has spent part of
     its time on store work already gets less (``budgets.py``), and moves the
-    timer earlier when its deadline comes first.
+    timer earlier when its deadline comes more than ``LATE`` before it.
 
     As with anyio's cancel scopes, a call past its deadline is cancelled again
     every millisecond until it ends: a driver may catch one cancellation to
@@ -35,6 +35,11 @@ class Deadlines:
 
     #: Seconds between cancellations of a call past its deadline.
     REPEAT = 0.001
+    #: Seconds a call may be cancelled after its deadline rather than move the
+    #: timer: most saves come a few milliseconds after their request's load,
+    #: with that much less time, and moving the timer for each costs a new
+    #: event-loop timer per call (what this class saves).
+    LATE = 0.01
 
     def __init__(self, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
         self.loop = loop
@@ -43,6 +48,8 @@ class Deadlines:
         self._running: dict[object, tuple[float, asyncio.Task[Any], int]] = {}
         self._expired: dict[object, _Expired] = {}
         self._timer: asyncio.TimerHandle | None = None
+        #: When the timer fires (read often: cheaper than its when()).
+        self._timer_at = 0.0
         self._repeat: asyncio.TimerHandle | None = None
 
     def arm(self, seconds: float | None = None) -> object:
@@ -54,10 +61,11 @@ class Deadlines:
         deadline = self.loop.time() + (self.seconds if seconds is None else seconds)
         self._running[token] = (deadline, task, task.cancelling())
         timer = self._timer
-        if timer is None or deadline < timer.when():
+        if timer is None or deadline < self._timer_at - self.LATE:
             if timer is not None:
                 timer.cancel()
             self._timer = self.loop.call_at(deadline, self._expire)
+            self._timer_at = deadline
         return token
 
     def timed_out(self, token: object) -> bool:
@@ -91,6 +99,7 @@ class Deadlines:
             self._expired[token] = _Expired(task, cancelling)
         if following is not None:
             self._timer = self.loop.call_at(following, self._expire)
+            self._timer_at = following
         if self._repeat is None:
             self._cancel_expired()
 
