@@ -32,6 +32,10 @@ def send(signal: Signal, sender: object, **kwargs: Any) -> None:
         signal.send(sender, **kwargs)
 
 
+class _TooLittleLeft(TimeoutError):
+    """A call not started: less of its request's time is left than it needs."""
+
+
 class StoreCalls:
     """Runs store operations within their request's budget, or within
     *timeout* seconds each outside a request."""
@@ -55,8 +59,8 @@ class StoreCalls:
         timeout = self.timeout if budget is None else budget.begin() - time.monotonic()
         try:
             try:
-                if timeout <= 0:
-                    raise TimeoutError
+                if timeout <= store.needs_at_least:
+                    raise _TooLittleLeft
                 loop = asyncio_loop()
                 if loop is None:  # Trio
                     with anyio.fail_after(timeout):
@@ -76,12 +80,21 @@ class StoreCalls:
             finally:
                 if budget is not None:
                     budget.end()
+        except _TooLittleLeft as error:
+            reason = (
+                f"{func.__name__} not started: {max(timeout, 0):.3g}s left of the request's "
+                f"{self.timeout:g}s for store work"
+            )
+            if store.needs_at_least:
+                reason += f", and the store needs {store.needs_at_least:.3g}s"
+            failure = SessionBackendError(store.name, store.address, reason)
+            cause: BaseException = error
         except TimeoutError as error:
             reason = f"{func.__name__} timed out after {timeout:.3g}s"
             if budget is not None:
                 reason += f" (what was left of the request's {self.timeout:g}s for store work)"
             failure = SessionBackendError(store.name, store.address, reason)
-            cause: BaseException = error
+            cause = error
         except Exception as error:  # noqa: BLE001 - any driver failure
             failure = SessionBackendError(
                 store.name, store.address, f"{func.__name__} failed: {error!r}"

@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from quart_session.config import Settings
 from quart_session.errors import SessionConfigError
-from quart_session.stores.base import Record, Version
+from quart_session.interface import ServerSideSessionInterface
+from quart_session.stores.base import Record, Store, Version
 from quart_session.stores.sqlalchemy import (
     MAX_ID_LENGTH,
     SQLAlchemyStore,
@@ -27,7 +28,7 @@ from quart_session.stores.sqlalchemy import (
 
 from ..servers.postgres import PostgresServer
 from ..servers.processes import free_port
-from ..suites.behaviour import Browser, build_app
+from ..suites.behaviour import Browser, CountingStore, build_app
 from ..suites.contract import KEY, ExpiredLeftovers, StoreContract, create
 from ..suites.outage import Unreachable, UnreachableStore
 
@@ -349,3 +350,55 @@ async def test_a_locked_sqlite_database_answers_503_in_time_and_leaves_nothing_h
         locker.close()
     assert await browser.text("/get/user") == "'alice'"
     await app.session_interface.close()  # type: ignore[attr-defined]
+
+
+class SlowLoads(CountingStore):
+    """The real store, each load *delay* seconds late (a slow read)."""
+
+    def __init__(self, inner: Store, delay: float) -> None:
+        super().__init__(inner)
+        self.delay = delay
+
+    async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
+        await anyio.sleep(self.delay)
+        return await super().load(key, refresh_ttl)
+
+
+@pytest.mark.anyio
+async def test_a_save_with_less_time_left_than_sqlite_waits_for_a_lock_hangs_nothing(
+    tmp_path: Path,
+) -> None:
+    # The save's share of the request's time (0.3 s) ends before SQLite's own
+    # wait for the lock (half the timeout): our timeout cancels the driver's
+    # call, which must leave the store working and the app able to close.
+    database = tmp_path / "locked.db"
+    app = build_app(
+        {
+            "SESSION_TYPE": "sqlalchemy",
+            "SESSION_SQLALCHEMY_URI": f"sqlite+aiosqlite:///{database}",
+            "SESSION_BACKEND_TIMEOUT": 1.0,
+        },
+        tmp_path,
+    )
+    browser = Browser(app)
+    await browser.text("/set/user/alice")
+    interface = app.session_interface
+    assert isinstance(interface, ServerSideSessionInterface)
+    fast = interface.store
+    interface.engine.store = SlowLoads(fast, 0.7)
+    locker = sqlite3.connect(database)
+    locker.execute("BEGIN IMMEDIATE")  # writers wait, readers do not
+    try:
+        started = time.monotonic()
+        response = await browser.get("/set/user/bob")
+        assert response.status_code == 503
+        assert time.monotonic() - started < 1.5
+    finally:
+        locker.rollback()
+        locker.close()
+    interface.engine.store = fast
+    assert await browser.text("/get/user") == "'alice'"
+    assert await browser.text("/set/user/carol") == "ok"
+    assert await browser.text("/get/user") == "'carol'"
+    with anyio.fail_after(3):
+        await interface.close()

@@ -50,6 +50,8 @@ class CountingStore(Store):
         self.name = inner.name
         # The engine reads it to choose how to refresh: the wrapped store's way.
         self.refresh_is_free = inner.refresh_is_free
+        # How much time a call needs left (SQLite): the wrapped store's.
+        self.needs_at_least = inner.needs_at_least
         self.calls: list[str] = []
 
     async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:

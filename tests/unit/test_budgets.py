@@ -64,7 +64,7 @@ async def test_each_call_of_a_request_gets_what_is_left_of_its_time() -> None:
             await calls.run(store, slow, 0.2)  # alone it would be in time
         assert time.monotonic() - started < 0.2
         spent: list[str] = []
-        with pytest.raises(SessionBackendError, match="timed out"):
+        with pytest.raises(SessionBackendError, match="not started: 0s left"):
             await calls.run(store, spent.append, "sent")  # type: ignore[arg-type]
         assert spent == []  # nothing left: the store is not even asked
 
@@ -73,3 +73,17 @@ async def test_outside_a_request_each_call_has_the_whole_timeout() -> None:
     calls, store = StoreCalls(0.3, sender=None), MemoryStore()
     for _ in range(2):
         assert await calls.run(store, slow, 0.2) == "answered"
+
+
+async def test_a_call_that_needs_more_time_than_is_left_is_not_started() -> None:
+    # SQLite's driver must not be cut short while it waits for a lock: a
+    # call with less time left than that wait fails before it starts.
+    calls, store = StoreCalls(1.0, sender=None), MemoryStore()
+    store.needs_at_least = 0.3
+    sent: list[str] = []
+    with OwnBudget(1.0):
+        await calls.run(store, slow, 0.75)
+        with pytest.raises(SessionBackendError, match=r"not started: 0\.2\d*s left.*needs 0\.3s"):
+            await calls.run(store, sent.append, "sent")  # type: ignore[arg-type]
+    assert sent == []
+    assert await calls.run(store, slow, 0.01) == "answered"  # outside: the whole timeout

@@ -80,6 +80,12 @@ class Store(ABC):
     #: instead, and the engine calls ``expire`` only once a refresh is due
     #: (``SESSION_REFRESH_AFTER``).
     refresh_is_free: bool = False
+    #: Seconds a call must have left to be started. A store whose driver must
+    #: not be cancelled before its own timeout ends (aiosqlite: a call cut
+    #: short while SQLite waits for a lock leaves the connection stuck) gives
+    #: that timeout and a margin; a request with less of its
+    #: SESSION_BACKEND_TIMEOUT left fails the call at once instead.
+    needs_at_least: float = 0.0
 
     def offer_what(self, inner: Store) -> None:
         """Offer what *inner* offers (name and capabilities): for a store that
@@ -90,6 +96,7 @@ class Store(ABC):
         self.can_list = inner.can_list
         self.needs_purge = inner.needs_purge
         self.refresh_is_free = inner.refresh_is_free
+        self.needs_at_least = inner.needs_at_least
 
     @property
     def address(self) -> str:

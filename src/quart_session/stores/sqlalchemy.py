@@ -164,9 +164,11 @@ class SQLAlchemyStore(Store):
         On SQLite, *lock_timeout* bounds the wait for a database locked by
         another process: kept below SESSION_BACKEND_TIMEOUT, the driver gives up
         by itself, because an aiosqlite operation cancelled by our timeout can
-        hang the loop. Within this process one connection serves every
-        request: SQLite writes one at a time anyway, and requests then queue in
-        the pool, fairly and cancellably, instead of in SQLite's busy loop.
+        leave its connection stuck; a call with less of its request's time left
+        than that wait is not started (``needs_at_least``). Within this process
+        one connection serves every request: SQLite writes one at a time anyway,
+        and requests then queue in the pool, fairly and cancellably, instead of
+        in SQLite's busy loop.
 
         The engine runs in AUTOCOMMIT (every statement of the store stands
         alone), and a SQLite database it opens is switched to WAL.
@@ -189,6 +191,9 @@ class SQLAlchemyStore(Store):
             use_wal(engine)
         store = cls(engine, table, owns_engine=True)
         store._engine_autocommits = True
+        if sqlite and lock_timeout is not None:
+            # The driver's wait, and a quarter more for its answer to arrive.
+            store.needs_at_least = lock_timeout * 1.25
         return store
 
     @property
