@@ -17,7 +17,9 @@ its own task, with its own copy of the context.
 from __future__ import annotations
 
 import time
-from contextvars import ContextVar, Token
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from types import TracebackType
 
 
@@ -89,26 +91,14 @@ def start_budget(seconds: float) -> StoreBudget:
     return budget
 
 
-class OwnBudget:
+@contextmanager
+def own_budget(seconds: float) -> Iterator[StoreBudget]:
     """*seconds* of store work for the block alone (a websocket's save: the
     connection may live for hours, each save gets the whole time), then the
     budget the context had before."""
-
-    __slots__ = ("_budget", "_token")
-
-    def __init__(self, seconds: float) -> None:
-        self._budget = StoreBudget(seconds)
-        self._token: Token[StoreBudget | None] | None = None
-
-    def __enter__(self) -> StoreBudget:
-        self._token = _current.set(self._budget)
-        return self._budget
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        assert self._token is not None
-        _current.reset(self._token)
+    budget = StoreBudget(seconds)
+    token = _current.set(budget)
+    try:
+        yield budget
+    finally:
+        _current.reset(token)

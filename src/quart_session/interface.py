@@ -25,7 +25,7 @@ from quart.wrappers import BaseRequestWebsocket, Websocket
 
 from .addresses import client_address, same_client
 from .answers import ANSWERED, answer_with_error
-from .budgets import OwnBudget, current_budget, start_budget
+from .budgets import current_budget, own_budget, start_budget
 from .calls import uncancellable
 from .compat import migrate
 from .config import Settings
@@ -278,7 +278,7 @@ class ServerSideSessionInterface(SessionInterface):
 
     async def _save_from_websocket(self, session: ServerSideSession) -> None:
         try:
-            with OwnBudget(self.settings.backend_timeout):
+            with own_budget(self.settings.backend_timeout):
                 action = await self._store_changes(session, file_response=False, can_create=False)
         except ANSWERED as error:
             logger.error("Session changes made in a websocket were not saved: %s", error)
@@ -301,7 +301,7 @@ class ServerSideSessionInterface(SessionInterface):
             await self._store_changes(target, False, can_create=False)
             return
         # A websocket may live for hours: each save has the whole time.
-        with OwnBudget(self.settings.backend_timeout):
+        with own_budget(self.settings.backend_timeout):
             await self._store_changes(target, False, can_create=False)
 
     async def _store_changes(

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from quart_session.config import Settings
 from quart_session.errors import SessionConfigError
 from quart_session.interface import ServerSideSessionInterface
-from quart_session.stores.base import Record, Store, Version
+from quart_session.stores.base import Record, Version
 from quart_session.stores.sqlalchemy import (
     MAX_ID_LENGTH,
     SQLAlchemyStore,
@@ -28,7 +28,7 @@ from quart_session.stores.sqlalchemy import (
 
 from ..servers.postgres import PostgresServer
 from ..servers.processes import free_port
-from ..suites.behaviour import Browser, CountingStore, build_app
+from ..suites.behaviour import Browser, SlowStore, build_app
 from ..suites.contract import KEY, ExpiredLeftovers, StoreContract, create
 from ..suites.outage import Unreachable, UnreachableStore
 
@@ -323,79 +323,70 @@ def test_bad_settings_are_refused(config: dict[str, Any], problem: str) -> None:
         from_settings(settings(**config))
 
 
+def sqlite_app(database: Path) -> Quart:
+    """The test app on a SQLite file, with a 1 s timeout (SQLite waits 0.5 s
+    for a lock)."""
+    config = {
+        "SESSION_TYPE": "sqlalchemy",
+        "SESSION_SQLALCHEMY_URI": f"sqlite+aiosqlite:///{database}",
+        "SESSION_BACKEND_TIMEOUT": 1.0,
+    }
+    return build_app(config, database.parent)
+
+
+@contextmanager
+def locked(database: Path, mode: str) -> Iterator[None]:
+    """*database* locked by another connection (``BEGIN`` *mode*) in the block."""
+    locker = sqlite3.connect(database)
+    locker.execute(f"BEGIN {mode}")
+    try:
+        yield
+    finally:
+        locker.rollback()
+        locker.close()
+
+
+async def timed(browser: Browser, path: str) -> tuple[int, float]:
+    """The status of GET *path* and the seconds it took."""
+    started = time.monotonic()
+    response = await browser.get(path)
+    return response.status_code, time.monotonic() - started
+
+
 @pytest.mark.anyio
 async def test_a_locked_sqlite_database_answers_503_in_time_and_leaves_nothing_hanging(
     tmp_path: Path,
 ) -> None:
     database = tmp_path / "locked.db"
-    app = build_app(
-        {
-            "SESSION_TYPE": "sqlalchemy",
-            "SESSION_SQLALCHEMY_URI": f"sqlite+aiosqlite:///{database}",
-            "SESSION_BACKEND_TIMEOUT": 1.0,
-        },
-        tmp_path,
-    )
+    app = sqlite_app(database)
     browser = Browser(app)
     await browser.text("/set/user/alice")
-    locker = sqlite3.connect(database)
-    locker.execute("BEGIN EXCLUSIVE")
-    try:
-        started = time.monotonic()
-        response = await browser.get("/set/user/bob")
-        assert response.status_code == 503
-        assert time.monotonic() - started < 2.0
-    finally:
-        locker.rollback()
-        locker.close()
+    with locked(database, "EXCLUSIVE"):
+        status, elapsed = await timed(browser, "/set/user/bob")
+    assert (status, elapsed < 2.0) == (503, True), elapsed
     assert await browser.text("/get/user") == "'alice'"
     await app.session_interface.close()  # type: ignore[attr-defined]
-
-
-class SlowLoads(CountingStore):
-    """The real store, each load *delay* seconds late (a slow read)."""
-
-    def __init__(self, inner: Store, delay: float) -> None:
-        super().__init__(inner)
-        self.delay = delay
-
-    async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
-        await anyio.sleep(self.delay)
-        return await super().load(key, refresh_ttl)
 
 
 @pytest.mark.anyio
 async def test_a_save_with_less_time_left_than_sqlite_waits_for_a_lock_hangs_nothing(
     tmp_path: Path,
 ) -> None:
-    # The save's share of the request's time (0.3 s) ends before SQLite's own
-    # wait for the lock (half the timeout): our timeout cancels the driver's
-    # call, which must leave the store working and the app able to close.
+    # After a 0.7 s load the save has 0.3 s left, less than SQLite's own wait
+    # for the lock: cut short by our timeout, aiosqlite's call would leave the
+    # connection stuck. It must not start: a 503 in time, the store working
+    # after, the app able to close.
     database = tmp_path / "locked.db"
-    app = build_app(
-        {
-            "SESSION_TYPE": "sqlalchemy",
-            "SESSION_SQLALCHEMY_URI": f"sqlite+aiosqlite:///{database}",
-            "SESSION_BACKEND_TIMEOUT": 1.0,
-        },
-        tmp_path,
-    )
+    app = sqlite_app(database)
     browser = Browser(app)
     await browser.text("/set/user/alice")
     interface = app.session_interface
     assert isinstance(interface, ServerSideSessionInterface)
     fast = interface.store
-    interface.engine.store = SlowLoads(fast, 0.7)
-    locker = sqlite3.connect(database)
-    locker.execute("BEGIN IMMEDIATE")  # writers wait, readers do not
-    try:
-        started = time.monotonic()
-        response = await browser.get("/set/user/bob")
-        assert response.status_code == 503
-        assert time.monotonic() - started < 1.5
-    finally:
-        locker.rollback()
-        locker.close()
+    interface.engine.store = SlowStore(fast, 0.7, saves=False)
+    with locked(database, "IMMEDIATE"):  # writers wait, readers do not
+        status, elapsed = await timed(browser, "/set/user/bob")
+    assert (status, elapsed < 1.5) == (503, True), elapsed
     interface.engine.store = fast
     assert await browser.text("/get/user") == "'alice'"
     assert await browser.text("/set/user/carol") == "ok"

@@ -77,12 +77,13 @@ class CountingStore(Store):
 
 
 class SlowStore(CountingStore):
-    """The real store behind a slow network: each load and save waits
-    *delay* seconds before it is sent."""
+    """The real store behind a slow network: each load (and each save, unless
+    not *saves*) waits *delay* seconds before it is sent."""
 
-    def __init__(self, inner: Store, delay: float) -> None:
+    def __init__(self, inner: Store, delay: float, *, saves: bool = True) -> None:
         super().__init__(inner)
         self.delay = delay
+        self.saves = saves
 
     async def load(self, key: str, refresh_ttl: int | None = None) -> Record | None:
         await anyio.sleep(self.delay)
@@ -91,7 +92,8 @@ class SlowStore(CountingStore):
     async def save(
         self, key: str, payload: bytes, ttl: int, expected: Version | None
     ) -> SaveResult:
-        await anyio.sleep(self.delay)
+        if self.saves:
+            await anyio.sleep(self.delay)
         return await super().save(key, payload, ttl, expected)
 
 
@@ -849,14 +851,20 @@ class SessionBehaviour:
         interface.engine.store = SlowStore(fast, delay)
         return fast
 
-    async def test_a_request_s_store_calls_share_the_backend_timeout(
-        self, make_app: Callable[..., Quart]
-    ) -> None:
+    async def slowed(self, make_app: Callable[..., Quart]) -> tuple[Quart, Browser, Store]:
+        """An app with a 0.5 s timeout, a browser whose session holds a user,
+        and then 0.3 s per load and save: the app, the browser, the store as
+        it was."""
         app = make_app(SESSION_BACKEND_TIMEOUT=0.5)
         browser = Browser(app)
         await browser.text("/set/user/alice")
+        return app, browser, self.slow_down(app, 0.3)
+
+    async def test_a_request_s_store_calls_share_the_backend_timeout(
+        self, make_app: Callable[..., Quart]
+    ) -> None:
         # The load and the save each take less than the timeout, together more.
-        fast = self.slow_down(app, 0.3)
+        app, browser, fast = await self.slowed(make_app)
         started = time.monotonic()
         response = await browser.get("/set/user/bob")
         elapsed = time.monotonic() - started
@@ -868,10 +876,7 @@ class SessionBehaviour:
     async def test_each_save_of_a_websocket_has_the_whole_backend_timeout(
         self, make_app: Callable[..., Quart]
     ) -> None:
-        app = make_app(SESSION_BACKEND_TIMEOUT=0.5)
-        browser = Browser(app)
-        await browser.text("/set/user/alice")
-        fast = self.slow_down(app, 0.3)
+        app, browser, fast = await self.slowed(make_app)
         # The opening load and two saves: 0.9 s of store work on one connection.
         async with browser.websocket("/ws/counter") as ws:
             for expected in ("1", "2"):

@@ -9,7 +9,7 @@ import time
 import anyio
 import pytest
 
-from quart_session.budgets import OwnBudget, StoreBudget, current_budget, start_budget
+from quart_session.budgets import StoreBudget, current_budget, own_budget, start_budget
 from quart_session.calls import StoreCalls
 from quart_session.errors import SessionBackendError
 from quart_session.stores.memory import MemoryStore
@@ -43,7 +43,7 @@ async def test_what_is_left_counts_a_block_in_progress_and_never_goes_below_zero
 async def test_a_budget_applies_only_while_open_and_an_own_one_only_in_its_block() -> None:
     budget = start_budget(2.0)
     assert current_budget() is budget
-    with OwnBudget(1.0) as own:
+    with own_budget(1.0) as own:
         assert current_budget() is own
     assert current_budget() is budget
     budget.open = False  # the request was answered
@@ -57,7 +57,7 @@ async def slow(seconds: float) -> str:
 
 async def test_each_call_of_a_request_gets_what_is_left_of_its_time() -> None:
     calls, store = StoreCalls(0.3, sender=None), MemoryStore()
-    with OwnBudget(0.3):
+    with own_budget(0.3):
         assert await calls.run(store, slow, 0.2) == "answered"
         started = time.monotonic()
         with pytest.raises(SessionBackendError, match=r"what was left of the request's 0\.3s"):
@@ -81,7 +81,7 @@ async def test_a_call_that_needs_more_time_than_is_left_is_not_started() -> None
     calls, store = StoreCalls(1.0, sender=None), MemoryStore()
     store.needs_at_least = 0.3
     sent: list[str] = []
-    with OwnBudget(1.0):
+    with own_budget(1.0):
         await calls.run(store, slow, 0.75)
         with pytest.raises(SessionBackendError, match=r"not started: 0\.2\d*s left.*needs 0\.3s"):
             await calls.run(store, sent.append, "sent")  # type: ignore[arg-type]
