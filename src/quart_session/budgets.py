@@ -42,13 +42,6 @@ class StoreBudget:
         #: runs on (its context copied the budget) is no longer held to it.
         self.open = True
 
-    @property
-    def left(self) -> float:
-        """Seconds left, counting a block in progress."""
-        if self._users:
-            return max(0.0, self._ends_at - time.monotonic())
-        return self._left
-
     def begin(self) -> float:
         """Start spending (until ``end``); the ``time.monotonic()`` by which
         the work must end."""
